@@ -1,0 +1,1 @@
+"""Channel adapters: platform payloads in, core replies rendered natively out."""

@@ -1,0 +1,50 @@
+"""The in-memory channel adapter: the smallest possible user of the engine.
+
+It owns no platform: a test says who sends what in which thread, and receives exactly
+what a real adapter would render — the streamed deltas and the final reply.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from core.engine import Engine, TurnResult
+from core.messages import Author, Binding, Channel, InboundMessage
+from core.replies import CollectingSink, Reply
+
+
+@dataclass(slots=True)
+class Delivery:
+    result: TurnResult
+    deltas: list[str]
+    reply: Reply | None
+
+    @property
+    def text(self) -> str:
+        return self.reply.text if self.reply else ""
+
+
+@dataclass(slots=True)
+class MemoryChannel:
+    engine: Engine
+    tenant: str
+    channel: Channel = "memory"
+    binding_value: str = ""
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def message(self, text: str, *, thread: str = "t1", user: str = "u1",
+                roles: frozenset[str] = frozenset(), message_id: str | None = None
+                ) -> InboundMessage:
+        return InboundMessage(
+            binding=Binding(self.channel, self.binding_value or self.tenant),
+            thread=thread, author=Author(user, display_name=user, roles=roles), text=text,
+            platform_message_id=message_id or f"m{next(self._ids)}")
+
+    async def deliver(self, message: InboundMessage) -> Delivery:
+        sink = CollectingSink()
+        result = await self.engine.handle(message, sink)
+        return Delivery(result, sink.deltas, sink.replies[-1] if sink.replies else None)
+
+    async def send(self, text: str, **kwargs: object) -> Delivery:
+        return await self.deliver(self.message(text, **kwargs))  # type: ignore[arg-type]

@@ -1,0 +1,79 @@
+"""The terminal channel: a conversation with the engine on stdin/stdout.
+
+An ordinary adapter: it builds inbound messages (channel ``terminal``, the tenant id as
+binding, the thread name as conversation key) and renders replies — deltas as they
+stream, then citations and follow-ups. The person at the terminal is the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from typing import TextIO
+
+from core.engine import Engine
+from core.messages import Author, Binding, InboundMessage
+from core.replies import Reply
+
+
+OPERATOR = "operator"
+"""The default terminal user: whoever runs the process, and so an admin of every tenant.
+Any other ``--user`` is an ordinary user unless listed in the tenant's ``admins.terminal``."""
+
+
+class TerminalSink:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._streamed = ""
+
+    async def delta(self, text: str) -> None:
+        self._streamed += text
+        self._out.write(text)
+        self._out.flush()
+
+    async def finish(self, reply: Reply) -> None:
+        if reply.text.startswith(self._streamed):
+            self._out.write(reply.text[len(self._streamed):])
+        else:
+            self._out.write("\n" + reply.text)
+        self._out.write("\n")
+        for c in reply.citations:
+            self._out.write(f"  [{c.number}] {c.title} — {c.url or c.source}\n")
+        for follow_up in reply.follow_ups:
+            self._out.write(f"  ↪ {follow_up}\n")
+        self._out.flush()
+
+
+class TerminalChannel:
+    def __init__(self, engine: Engine, tenant: str, *, user: str = OPERATOR,
+                 thread: str = "terminal", out: TextIO = sys.stdout) -> None:
+        self._engine = engine
+        self._tenant = tenant
+        roles = frozenset({"operator"}) if user == OPERATOR else frozenset()
+        self._author = Author(user, display_name=user, roles=roles)
+        self._thread = thread
+        self._out = out
+
+    async def send(self, text: str) -> str:
+        message = InboundMessage(
+            binding=Binding("terminal", self._tenant), thread=self._thread,
+            author=self._author, text=text, platform_message_id=uuid.uuid4().hex)
+        result = await self._engine.handle(message, TerminalSink(self._out))
+        if result.outcome == "unknown_tenant":
+            self._out.write(f"No tenant {self._tenant!r} is loaded. "
+                            "Run `switchboard tenants check`.\n")
+        return result.outcome
+
+    async def interactive(self) -> None:
+        self._out.write(f"Chatting with tenant {self._tenant!r} in thread {self._thread!r}. "
+                        "Type /help for commands, Ctrl-D to leave.\n")
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                self._out.write("\n")
+                return
+            if line.strip():
+                self._out.write("bot> ")
+                await self.send(line)

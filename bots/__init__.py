@@ -1,0 +1,1 @@
+"""Process entry points: read settings, choose implementations, run a process."""

@@ -1,0 +1,139 @@
+"""The composition root: the only place concrete implementations are chosen.
+
+``open_services`` builds the real or embedded implementation of every core interface
+from the settings, wires the engine, and closes everything in reverse order on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from bots.embedded_mongo import EmbeddedMongo
+from bots.settings import Settings
+from core.commands.builtins import builtin_commands
+from core.engine import Engine, EngineDeps, EngineSettings
+from core.knowledge.base import NoKnowledge, Retriever
+from core.llm.base import Answerer
+from core.llm.extractive import ExtractiveAnswerer
+from core.llm.openai_chat import OpenAIAnswerer
+from core.observability.logging import register_secret
+from core.state.base import SharedState
+from core.state.memory import MemoryState
+from core.state.redis import RedisState
+from core.stores.mongo_audit import MongoAuditLog
+from core.stores.mongo_client import MongoConnection
+from core.stores.mongo_sessions import MongoSessionStore
+from core.stores.mongo_usage import MongoUsageStore
+from core.tenants.registry import TenantRegistry
+from core.usage import UsageLedger
+
+log = logging.getLogger("switchboard.bootstrap")
+
+Check = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    tenants: TenantRegistry
+    mongo: MongoConnection
+    sessions: MongoSessionStore
+    state: SharedState
+    answerer: Answerer
+    retriever: Retriever
+    usage: UsageLedger
+    checks: dict[str, Check] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+
+def choose_answerer(settings: Settings) -> Answerer:
+    if settings.openai_api_key:
+        return OpenAIAnswerer(settings.openai_api_key, settings.openai_base_url or None)
+    return ExtractiveAnswerer()
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, watch_tenants: bool = False,
+                        engine_settings: EngineSettings | None = None
+                        ) -> AsyncIterator[Services]:
+    for secret in settings.secrets():
+        register_secret(secret)
+    async with AsyncExitStack() as stack:
+        uri = settings.mongodb_uri
+        mongo_desc = "MongoDB at MONGODB_URI"
+        if not uri:
+            embedded = EmbeddedMongo(settings.data_dir / "mongo")
+            uri = await embedded.start()
+            stack.push_async_callback(embedded.stop)
+            mongo_desc = f"embedded MongoDB-wire server (nx-27017), data in {embedded.directory}"
+        mongo = MongoConnection(uri)
+        stack.push_async_callback(mongo.close)
+        sessions = MongoSessionStore(mongo.db)
+        audit = MongoAuditLog(mongo.db)
+        await sessions.ensure_indexes()
+        await audit.ensure_indexes()
+
+        state: SharedState
+        if settings.redis_url:
+            state = RedisState(settings.redis_url)
+        else:
+            state = MemoryState()
+            log.warning("REDIS_URL is unset: rate limits, dedupe and locks are in-process "
+                        "(valid for one process only)")
+        stack.push_async_callback(state.close)
+
+        tenants = TenantRegistry(settings.tenants_dir)
+        report = await asyncio.to_thread(tenants.reload)
+        for tenant_id in report.loaded:
+            for env_name in _secret_env_names(tenants, tenant_id):
+                register_secret(os.environ.get(env_name, ""))
+        if watch_tenants:
+            watcher = asyncio.create_task(tenants.watch(settings.tenant_watch_interval_s))
+            stack.push_async_callback(_cancel, watcher)
+
+        answerer = choose_answerer(settings)
+        stack.push_async_callback(answerer.close)
+        retriever: Retriever = NoKnowledge()
+
+        usage = UsageLedger(MongoUsageStore(mongo.db), state)
+        usage.start()
+        stack.push_async_callback(usage.close)
+
+        engine = Engine(EngineDeps(
+            tenants=tenants, state=state, sessions=sessions, usage=usage, audit=audit,
+            answerer=answerer, retriever=retriever, commands=builtin_commands(),
+            settings=engine_settings or EngineSettings()))
+        services = Services(
+            settings=settings, engine=engine, tenants=tenants, mongo=mongo,
+            sessions=sessions, state=state, answerer=answerer, retriever=retriever,
+            usage=usage,
+            checks={"mongodb": mongo.ping, "redis": state.ping, "llm": answerer.ping,
+                    "knowledge": retriever.ping},
+            descriptions={"mongodb": mongo_desc,
+                          "redis": "Redis at REDIS_URL" if settings.redis_url
+                          else "in-process (one process only)",
+                          "llm": answerer.name, "knowledge": "none loaded yet"},
+        )
+        log.info("services ready: %s", "; ".join(f"{k}: {v}" for k, v in
+                                                  services.descriptions.items()))
+        yield services
+
+
+def _secret_env_names(tenants: TenantRegistry, tenant_id: str) -> list[str]:
+    config = tenants.get(tenant_id)
+    names = [config.slack.bot_token_env, config.slack.signing_secret_env,
+             config.widget.secret_env]
+    return [n for n in names if n]
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

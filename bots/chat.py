@@ -1,0 +1,23 @@
+"""``switchboard chat``: the terminal channel on the full engine."""
+
+from __future__ import annotations
+
+from adapters.terminal.channel import TerminalChannel
+from bots.bootstrap import open_services
+from bots.settings import Settings
+
+
+async def run_chat(settings: Settings, tenant: str, message: str | None, thread: str,
+                   user: str) -> int:
+    async with open_services(settings) as services:
+        if tenant not in services.tenants.tenant_ids():
+            known = ", ".join(services.tenants.tenant_ids()) or "none"
+            print(f"No tenant {tenant!r} in {settings.tenants_dir} (loaded: {known}). "
+                  "Run `switchboard tenants check` for problems.")
+            return 2
+        channel = TerminalChannel(services.engine, tenant, user=user, thread=thread)
+        if message is not None:
+            outcome = await channel.send(message)
+            return 0 if outcome in ("answered", "command") else 1
+        await channel.interactive()
+    return 0

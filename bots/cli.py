@@ -1,0 +1,82 @@
+"""The ``switchboard`` command line (also ``python -m bots``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bots.settings import Settings
+from core.observability.logging import configure_logging
+
+log = logging.getLogger("switchboard")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the web process (Slack, widget, admin API)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    sub.add_parser("discord", help="run the Discord gateway process")
+    sub.add_parser("scheduler", help="run the scheduled-jobs process")
+
+    chat = sub.add_parser("chat", help="talk to the engine from this terminal")
+    chat.add_argument("--tenant", required=True)
+    chat.add_argument("--message", help="send one message, print the answer, exit")
+    chat.add_argument("--thread", default="terminal",
+                      help="conversation to continue (default: %(default)s)")
+    chat.add_argument("--user", default="operator", help="who you are in the conversation")
+
+    ingest = sub.add_parser("ingest", help="load documents into a tenant's knowledge base")
+    ingest.add_argument("--tenant", required=True)
+    ingest.add_argument("--kb", default="default")
+    ingest.add_argument("sources", nargs="+", metavar="SOURCE")
+
+    tenants = sub.add_parser("tenants", help="tenant files")
+    tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)
+    tenants_sub.add_parser("check", help="validate every tenant file")
+    tenants_sub.add_parser("schema", help="print the tenant file JSON Schema")
+
+    ev = sub.add_parser("eval", help="quality evaluations")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True)
+    retrieval = ev_sub.add_parser("retrieval", help="retrieval quality on a BEIR folder")
+    retrieval.add_argument("--dataset", required=True)
+    retrieval.add_argument("--json", dest="json_out")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    quiet = args.command in ("chat", "tenants")
+    configure_logging("WARNING" if quiet and settings.log_level == "INFO"
+                      else settings.log_level,
+                      "console" if quiet else settings.log_format)
+    try:
+        return _dispatch(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        from bots.serve import run_serve
+        return run_serve(settings, args.host, args.port)
+    if args.command == "chat":
+        from bots.chat import run_chat
+        return asyncio.run(run_chat(settings, args.tenant, args.message, args.thread,
+                                    args.user))
+    if args.command == "tenants":
+        from bots.tenants_cli import check, schema
+        return check(settings) if args.tenants_command == "check" else schema()
+    if args.command == "scheduler":
+        from bots.scheduler import run_scheduler
+        return asyncio.run(run_scheduler(settings))
+    print(f"switchboard {args.command}: not available in this version yet "
+          "(see CHANGELOG.md for what has landed).", file=sys.stderr)
+    return 2

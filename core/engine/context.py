@@ -1,0 +1,51 @@
+"""The state one turn accumulates as it moves through the pipeline."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Literal
+
+from core.messages import InboundMessage
+from core.replies import Reply, ReplySink
+from core.sessions.models import ConversationKey, StoredMessage, TurnUsage
+from core.tenants.models import TenantConfig
+
+Route = Literal["chat", "command", "admin_command"]
+Outcome = Literal[
+    "answered", "command", "unknown_tenant", "ignored", "duplicate", "rate_limited",
+    "busy", "budget_exhausted", "llm_error", "error",
+]
+
+
+@dataclass(slots=True)
+class Stop:
+    """Returned by a step to end the turn early (with an optional reply to deliver)."""
+
+    outcome: Outcome
+    reply: Reply | None = None
+
+
+@dataclass(slots=True)
+class Turn:
+    message: InboundMessage
+    sink: ReplySink
+    exits: AsyncExitStack
+    turn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    tenant: TenantConfig | None = None
+    key: ConversationKey | None = None
+    history: list[StoredMessage] = field(default_factory=list)
+    route: Route = "chat"
+    reply: Reply | None = None
+    usage: TurnUsage = field(default_factory=TurnUsage)
+    outcome: Outcome = "answered"
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def require_tenant(self) -> TenantConfig:
+        assert self.tenant is not None, "resolve_tenant runs first"
+        return self.tenant
+
+    def require_key(self) -> ConversationKey:
+        assert self.key is not None, "resolve_tenant runs first"
+        return self.key

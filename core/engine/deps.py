@@ -1,0 +1,34 @@
+"""Everything the engine needs, injected by the process's composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.commands.audit import AuditLog
+from core.commands.registry import CommandRegistry
+from core.knowledge.base import Retriever
+from core.llm.base import Answerer
+from core.sessions.store import SessionStore
+from core.state.base import SharedState
+from core.tenants.registry import TenantRegistry
+from core.usage import UsageLedger
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    dedupe_ttl_s: int = 86_400
+    lock_wait_s: float = 60.0
+    lock_lease_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDeps:
+    tenants: TenantRegistry
+    state: SharedState
+    sessions: SessionStore
+    usage: UsageLedger
+    audit: AuditLog
+    answerer: Answerer
+    retriever: Retriever
+    commands: CommandRegistry
+    settings: EngineSettings = field(default_factory=EngineSettings)

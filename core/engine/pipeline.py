@@ -1,0 +1,153 @@
+"""The engine: one explicit, ordered pipeline per inbound message.
+
+resolve tenant → drop duplicates → rate limits → conversation lock → load session →
+route → respond (streaming) → persist the turn → account usage.
+
+Each stage is timed (``switchboard_stage_seconds``) and the turn ends with one log line
+carrying request_id, tenant, channel, the outcome and every stage's duration. A failing
+dependency never drops a message silently: the user gets an apology and the error is
+logged; a chat message is stored even when the model fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from core.commands.registry import is_command
+from core.engine import guards
+from core.engine.chat_step import answer_chat
+from core.engine.commands_step import run_command
+from core.engine.context import Outcome, Stop, Turn
+from core.engine.deps import EngineDeps, EngineSettings
+from core.messages import InboundMessage
+from core.observability import metrics
+from core.observability.logging import log_context
+from core.replies import Reply, ReplySink
+from core.sessions.models import StoredMessage
+
+__all__ = ["Engine", "EngineDeps", "EngineSettings", "TurnResult"]
+
+log = logging.getLogger("switchboard.engine")
+
+SORRY = ("Sorry — something went wrong on my side and I couldn't answer. "
+         "The error was logged; please try again in a minute.")
+
+Step = Callable[[Turn, EngineDeps], Awaitable[Stop | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    outcome: Outcome
+    reply: Reply | None
+    turn_id: str
+    tenant: str
+
+
+async def route(turn: Turn, deps: EngineDeps) -> Stop | None:
+    turn.route = "command" if is_command(turn.message.text) else "chat"
+    return None
+
+
+async def respond(turn: Turn, deps: EngineDeps) -> Stop | None:
+    if turn.route == "chat":
+        turn.reply = await answer_chat(turn, deps)
+    else:
+        turn.reply = await run_command(turn, deps)
+        turn.outcome = "command"
+    await turn.sink.finish(turn.reply)
+    return None
+
+
+async def persist_turn(turn: Turn, deps: EngineDeps) -> Stop | None:
+    if turn.route != "chat" or turn.reply is None:
+        return None
+    tenant, key, message = turn.require_tenant(), turn.require_key(), turn.message
+    now = datetime.now(UTC)
+    expires = now + timedelta(days=tenant.sessions.retention_days)
+    reply = turn.reply
+    await deps.sessions.append([
+        StoredMessage(key, "user", message.text, message.author.id, turn.turn_id,
+                      message.received_at, expires, message.platform_message_id,
+                      message.author.display_name),
+        StoredMessage(key, "assistant", reply.text, message.author.id, turn.turn_id,
+                      max(now, message.received_at + timedelta(microseconds=1)), expires,
+                      kind=reply.kind, usage=turn.usage,
+                      citations=tuple({"title": c.title, "source": c.source, "url": c.url}
+                                      for c in reply.citations)),
+    ])
+    return None
+
+
+async def account_usage(turn: Turn, deps: EngineDeps) -> Stop | None:
+    if turn.usage.total_tokens:
+        await deps.usage.record(turn.require_tenant().id, turn.usage, datetime.now(UTC))
+    return None
+
+
+PIPELINE: tuple[tuple[str, Step], ...] = (
+    ("resolve_tenant", guards.resolve_tenant),
+    ("dedupe", guards.drop_duplicate),
+    ("rate_limit", guards.apply_rate_limits),
+    ("lock", guards.hold_conversation),
+    ("load_session", guards.load_session),
+    ("route", route),
+    ("respond", respond),
+    ("persist", persist_turn),
+    ("usage", account_usage),
+)
+
+
+class Engine:
+    def __init__(self, deps: EngineDeps) -> None:
+        self.deps = deps
+
+    async def handle(self, message: InboundMessage, sink: ReplySink) -> TurnResult:
+        """Run one message through the pipeline; deliver at most one reply to ``sink``."""
+        started = time.perf_counter()
+        with log_context(request_id=message.request_id, channel=message.channel):
+            async with AsyncExitStack() as exits:
+                turn = Turn(message, sink, exits)
+                await self._run(turn)
+            elapsed = time.perf_counter() - started
+            tenant = turn.tenant.id if turn.tenant else ""
+            metrics.MESSAGES.labels(tenant or "-", message.channel, turn.outcome).inc()
+            metrics.TURN_SECONDS.labels(message.channel).observe(elapsed)
+            log.info("turn %s", turn.outcome, extra={
+                "route": turn.route, "turn_id": turn.turn_id, "ms": round(elapsed * 1000, 2),
+                "stages_ms": {k: round(v * 1000, 3) for k, v in turn.stages.items()},
+                **({"tenant": tenant} if tenant else {})})
+        return TurnResult(turn.outcome, turn.reply, turn.turn_id, tenant)
+
+    async def _run(self, turn: Turn) -> None:
+        stage = "start"
+        try:
+            for stage, step in PIPELINE:
+                t0 = time.perf_counter()
+                stop = await step(turn, self.deps)
+                took = time.perf_counter() - t0
+                turn.stages[stage] = took
+                metrics.STAGE_SECONDS.labels(stage).observe(took)
+                if stop is not None:
+                    turn.outcome, turn.reply = stop.outcome, stop.reply
+                    if stop.reply is not None:
+                        await turn.sink.finish(stop.reply)
+                    return
+        except Exception:
+            log.exception("turn failed in stage %s", stage)
+            await self._fail(turn, stage)
+
+    async def _fail(self, turn: Turn, stage: str) -> None:
+        already_replied = turn.reply is not None and stage in ("persist", "usage")
+        turn.outcome = "error"
+        if turn.tenant is None or already_replied:
+            return
+        turn.reply = Reply(SORRY, kind="apology")
+        try:
+            await turn.sink.finish(turn.reply)
+        except Exception:
+            log.exception("could not deliver the apology")

@@ -1,0 +1,1 @@
+"""Tenant knowledge: what the assistant may cite."""

@@ -1,0 +1,1 @@
+"""Answer generation: an OpenAI-compatible chat model, or the offline extractive answerer."""

@@ -1,0 +1,62 @@
+"""The narrow interface between the engine and whatever writes the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from core.knowledge.base import Passage
+from core.sessions.models import TurnUsage
+
+DeltaCallback = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRequest:
+    system_prompt: str
+    question: str
+    history: tuple[ChatTurn, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    knowledge_loaded: bool = False
+    model: str = ""
+    fallback_models: tuple[str, ...] = ()
+    max_output_tokens: int = 800
+    temperature: float = 0.2
+    timeout_s: float = 30.0
+    max_attempts: int = 3
+    prices: tuple[float | None, float | None] = (None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    usage: TurnUsage = field(default_factory=TurnUsage)
+    interrupted: bool = False
+
+
+class AnswerUnavailable(RuntimeError):
+    """No model produced an answer (all attempts and fallbacks failed). Safe to show."""
+
+    def __init__(self, reason: str, partial: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.partial = partial
+
+
+class Answerer(Protocol):
+    name: str
+    metered: bool
+    """True when answers consume the tenant's token budget."""
+
+    async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

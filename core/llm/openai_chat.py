@@ -1,0 +1,155 @@
+"""Answers from any OpenAI-compatible chat completions API, streamed.
+
+Per model: up to ``max_attempts`` attempts, each bounded by ``timeout_s`` for the whole
+stream, with back-off on 429 (honouring ``Retry-After``), 5xx, connection errors and
+timeouts; then the tenant's fallback models in order. A stream cut after text reached the
+user is not retried (the user would see the answer twice): the partial text is returned
+marked as interrupted. The SDK's own retries are off so that this is the one policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+import openai
+from openai import AsyncOpenAI
+
+from core.llm.base import Answer, AnswerRequest, AnswerUnavailable, DeltaCallback
+from core.llm.pricing import cost_usd
+from core.llm.prompt import build_messages
+from core.observability import metrics
+from core.sessions.history import estimate_tokens
+from core.sessions.models import TurnUsage
+
+log = logging.getLogger("switchboard.llm")
+
+_MAX_BACKOFF_S = 8.0
+
+
+@dataclass(slots=True)
+class _Attempt:
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class _NextModel(Exception):
+    pass
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return min(float(value), _MAX_BACKOFF_S) if value else None
+    except ValueError:
+        return None
+
+
+class OpenAIAnswerer:
+    metered = True
+
+    def __init__(self, api_key: str, base_url: str | None = None) -> None:
+        self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+        self.name = f"openai-compatible ({self._client.base_url})"
+
+    async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer:
+        messages = build_messages(request)
+        last_reason = "no model configured"
+        for model in (request.model, *request.fallback_models):
+            attempt_no = 0
+            while attempt_no < request.max_attempts:
+                attempt_no += 1
+                attempt = _Attempt()
+                try:
+                    async with asyncio.timeout(request.timeout_s):
+                        await self._stream(model, messages, request, attempt, on_delta)
+                except _Retryable as exc:
+                    last_reason = exc.reason
+                    metrics.LLM_ERRORS.labels(model, exc.reason).inc()
+                    if attempt.text:
+                        return self._finish(model, request, messages, attempt, interrupted=True)
+                    if attempt_no < request.max_attempts:
+                        await asyncio.sleep(self._backoff(attempt_no, exc.retry_after_s))
+                    continue
+                except TimeoutError:
+                    last_reason = "timeout"
+                    metrics.LLM_ERRORS.labels(model, "timeout").inc()
+                    if attempt.text:
+                        return self._finish(model, request, messages, attempt, interrupted=True)
+                    continue
+                except _NextModel as exc:
+                    last_reason = str(exc)
+                    metrics.LLM_ERRORS.labels(model, "rejected").inc()
+                    break
+                return self._finish(model, request, messages, attempt, interrupted=False)
+            log.warning("model %s gave no answer (%s)", model, last_reason)
+        raise AnswerUnavailable(last_reason)
+
+    async def _stream(self, model: str, messages: list[dict[str, object]],
+                      request: AnswerRequest, attempt: _Attempt,
+                      on_delta: DeltaCallback) -> None:
+        try:
+            stream = await self._client.chat.completions.create(
+                model=model, messages=messages,  # type: ignore[arg-type]
+                max_tokens=request.max_output_tokens, temperature=request.temperature,
+                stream=True, stream_options={"include_usage": True},
+                timeout=request.timeout_s,
+            )
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    attempt.prompt_tokens = chunk.usage.prompt_tokens
+                    attempt.completion_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        attempt.text += text
+                        await on_delta(text)
+        except openai.RateLimitError as exc:
+            raise _Retryable("rate_limited", _retry_after(exc)) from exc
+        except openai.InternalServerError as exc:
+            raise _Retryable(f"server_error_{exc.status_code}", _retry_after(exc)) from exc
+        except openai.APITimeoutError as exc:
+            raise _Retryable("timeout") from exc
+        except openai.APIConnectionError as exc:
+            raise _Retryable("connection") from exc
+        except openai.AuthenticationError as exc:
+            raise AnswerUnavailable("the LLM provider rejected the API key") from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise _Retryable(f"server_error_{exc.status_code}") from exc
+            raise _NextModel(f"model {model!r} rejected: HTTP {exc.status_code}") from exc
+        except openai.APIError as exc:
+            raise _Retryable("stream_error") from exc
+
+    @staticmethod
+    def _backoff(attempt_no: int, retry_after_s: float | None) -> float:
+        if retry_after_s is not None:
+            return retry_after_s
+        return min(_MAX_BACKOFF_S, 0.25 * 2 ** (attempt_no - 1)) * random.uniform(0.8, 1.2)
+
+    @staticmethod
+    def _finish(model: str, request: AnswerRequest, messages: list[dict[str, object]],
+                attempt: _Attempt, *, interrupted: bool) -> Answer:
+        prompt = attempt.prompt_tokens or sum(estimate_tokens(str(m["content"]))
+                                              for m in messages)
+        completion = attempt.completion_tokens or (estimate_tokens(attempt.text)
+                                                   if attempt.text else 0)
+        usage = TurnUsage(model, prompt, completion,
+                          cost_usd(model, prompt, completion, request.prices))
+        return Answer(attempt.text, usage, interrupted=interrupted)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,74 @@
+"""The normalized inbound message every channel adapter produces.
+
+Adapters fill in what the platform knows; the engine relies only on these fields. The
+conversation key is (tenant, channel, thread): a Slack thread ts, a Discord thread id, a
+widget conversation id or a terminal session name, so identical thread ids on two
+tenants or two channels never meet.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+Channel = Literal["slack", "discord", "widget", "terminal", "memory"]
+CHANNELS: tuple[Channel, ...] = ("slack", "discord", "widget", "terminal", "memory")
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """How a platform identifies the tenant a message belongs to.
+
+    ``value`` is a Slack team id, a Discord guild id, a widget public key, or (terminal
+    and memory channels) the tenant id itself.
+    """
+
+    channel: Channel
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who sent the message, as the platform reports it.
+
+    ``roles`` carries platform facts an adapter has verified (``"workspace_admin"``,
+    ``"manage_guild"``, ``"operator"`` for someone at the server's terminal); the engine
+    combines them with the tenant's admin lists.
+    """
+
+    id: str
+    display_name: str = ""
+    roles: frozenset[str] = frozenset()
+    is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    name: str
+    url: str = ""
+    content_type: str = ""
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One user message, already translated from its platform.
+
+    ``platform_message_id`` must be stable across redeliveries of the same event: it is
+    the dedupe key. ``tenant_id`` is empty until the engine resolves the binding.
+    """
+
+    binding: Binding
+    thread: str
+    author: Author
+    text: str
+    platform_message_id: str
+    attachments: tuple[Attachment, ...] = ()
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    @property
+    def channel(self) -> Channel:
+        return self.binding.channel

@@ -1,0 +1,37 @@
+"""The Prometheus metrics operators watch. Defined once, on the default registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES = Counter(
+    "switchboard_messages_total", "Inbound messages by outcome",
+    ["tenant", "channel", "outcome"],
+)
+STAGE_SECONDS = Histogram(
+    "switchboard_stage_seconds", "Time spent in each pipeline stage", ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TURN_SECONDS = Histogram(
+    "switchboard_turn_seconds", "Whole-turn latency", ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LLM_TOKENS = Counter(
+    "switchboard_llm_tokens_total", "LLM tokens used", ["tenant", "model", "kind"],
+)
+LLM_ERRORS = Counter(
+    "switchboard_llm_errors_total", "LLM attempts that failed", ["model", "reason"],
+)
+RATE_LIMITED = Counter(
+    "switchboard_rate_limited_total", "Messages refused by a rate limit",
+    ["tenant", "channel", "scope"],
+)
+DEDUPE_HITS = Counter(
+    "switchboard_dedupe_hits_total", "Redelivered messages dropped", ["tenant", "channel"],
+)
+UNKNOWN_TENANT = Counter(
+    "switchboard_unknown_tenant_total", "Messages whose binding maps to no tenant", ["channel"],
+)
+BUDGET_REFUSED = Counter(
+    "switchboard_budget_refused_total", "Turns refused for an exhausted token budget", ["tenant"],
+)

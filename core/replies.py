@@ -1,0 +1,79 @@
+"""The channel-neutral reply the engine hands back to an adapter.
+
+Text is Markdown; each adapter renders it natively (Block Kit, Discord markdown,
+widget HTML, terminal). Structured parts (citations, follow-ups, actions) travel beside
+the text so a renderer never has to parse them back out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ReplyKind = Literal["answer", "command", "refusal", "apology"]
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    number: int
+    title: str
+    source: str
+    url: str = ""
+    snippet: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A button-like affordance. ``id`` is what the adapter reports back when clicked."""
+
+    id: str
+    label: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    kind: ReplyKind = "answer"
+    citations: tuple[Citation, ...] = ()
+    follow_ups: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+    ephemeral: bool = False
+    retry_after_s: float | None = None
+    turn_id: str = ""
+    model: str = ""
+
+
+def feedback_actions(turn_id: str) -> tuple[Action, ...]:
+    """The thumbs every answer carries, keyed to the turn they rate."""
+    return (
+        Action(id="feedback_up", label="Helpful", value=turn_id),
+        Action(id="feedback_down", label="Not helpful", value=turn_id),
+    )
+
+
+class ReplySink(Protocol):
+    """Where the engine delivers one reply: zero or more deltas, then exactly one reply.
+
+    Adapters implement this; a channel that cannot stream may ignore deltas and render
+    only the final reply. ``finish`` always receives the complete text, so an adapter
+    never has to reassemble it from deltas.
+    """
+
+    async def delta(self, text: str) -> None: ...
+
+    async def finish(self, reply: Reply) -> None: ...
+
+
+@dataclass(slots=True)
+class CollectingSink:
+    """A sink that keeps everything it was given; the in-memory channel builds on it."""
+
+    deltas: list[str] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+
+    async def delta(self, text: str) -> None:
+        self.deltas.append(text)
+
+    async def finish(self, reply: Reply) -> None:
+        self.replies.append(reply)

@@ -1,0 +1,66 @@
+"""What a stored conversation message is.
+
+One document per message (never an ever-growing array per thread). An assistant message
+carries the usage of the turn that produced it, which makes it the per-turn usage record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    tenant: str
+    channel: str
+    thread: str
+
+    def lock_key(self) -> str:
+        return f"{self.tenant}:{self.channel}:{self.thread}"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUsage:
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    key: ConversationKey
+    role: Role
+    text: str
+    user_id: str
+    turn_id: str
+    at: datetime
+    expires_at: datetime
+    platform_message_id: str = ""
+    author_name: str = ""
+    kind: str = ""
+    usage: TurnUsage = field(default_factory=TurnUsage)
+    citations: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    channel: str
+    thread: str
+    last_at: datetime
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class TenantStats:
+    turns: int
+    users: int
+    threads: int

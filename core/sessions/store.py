@@ -1,0 +1,40 @@
+"""The narrow interface to conversation storage (MongoDB in every deployment).
+
+All reads and deletions take the tenant explicitly; there is no call that can reach
+across tenants. Implementations must bound every call with a timeout.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from core.sessions.models import ConversationKey, StoredMessage, TenantStats, ThreadSummary
+
+
+class SessionStore(Protocol):
+    async def recent(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        """The last ``limit`` messages of a thread, oldest first."""
+        ...
+
+    async def append(self, messages: list[StoredMessage]) -> None:
+        """Store messages of one turn in one round trip."""
+        ...
+
+    async def forget_thread(self, key: ConversationKey) -> int: ...
+
+    async def forget_user(self, tenant: str, user_id: str) -> int:
+        """Delete what a user wrote and redact the answers they received.
+
+        Usage figures on redacted answers stay (they are billing records, not personal data).
+        """
+        ...
+
+    async def user_threads(self, tenant: str, user_id: str, limit: int) -> list[ThreadSummary]:
+        ...
+
+    async def stats(self, tenant: str, since: datetime) -> TenantStats: ...
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete messages past their retention (a TTL index does this on real MongoDB)."""
+        ...

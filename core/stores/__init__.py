@@ -1,0 +1,1 @@
+"""Concrete store implementations behind the core protocols (MongoDB today)."""

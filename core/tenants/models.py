@@ -1,0 +1,138 @@
+"""Pydantic models for ``tenants/<id>.toml``.
+
+Field names follow the interface contract. Every model forbids unknown keys so a typo is
+reported with its file and field instead of being silently ignored. Secrets never live
+here: fields ending in ``_env`` name an environment variable.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def _env_name(value: str) -> str:
+    if value and not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            "must be the NAME of an environment variable (A-Z, 0-9, _), never the secret itself"
+        )
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Persona(_Section):
+    system_prompt: str = "You are a helpful assistant. Answer from the provided sources."
+    greeting: str = "Hi! Ask me anything."
+
+
+class LLMSettings(_Section):
+    model: str = "gpt-4o-mini"
+    fallback_models: list[str] = []
+    monthly_token_budget: int = Field(2_000_000, ge=0, description="0 disables the LLM")
+    max_output_tokens: int = Field(800, gt=0, le=32_000)
+    temperature: float = Field(0.2, ge=0, le=2)
+    timeout_s: float = Field(30.0, gt=0, le=600, description="per attempt, whole stream")
+    max_attempts: int = Field(3, ge=1, le=6, description="per model, on 429/5xx/timeouts")
+    price_input_per_mtok: float | None = Field(None, ge=0, description="USD; default table")
+    price_output_per_mtok: float | None = Field(None, ge=0, description="USD; default table")
+
+
+class Limits(_Section):
+    user_per_minute: int = Field(10, gt=0)
+    tenant_per_minute: int = Field(600, gt=0)
+
+
+class KnowledgeSource(_Section):
+    path: str = Field(min_length=1, description="relative path, folder, URL or URL list")
+    schedule: str = Field("", description="cron expression for re-ingestion; empty = never")
+    kb: str = "default"
+
+
+class Knowledge(_Section):
+    embedder: str = "all-MiniLM-L6-v2"
+    chunk_tokens: int = Field(350, ge=32, le=4000)
+    chunk_overlap: int = Field(50, ge=0, le=1000)
+    top_k: int = Field(6, ge=1, le=50)
+    score_threshold: float = Field(0.25, ge=0, le=1)
+    sources: list[KnowledgeSource] = []
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> Knowledge:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+        return self
+
+
+class Sessions(_Section):
+    retention_days: int = Field(90, ge=1, le=3650)
+    history_turns: int = Field(20, ge=0, le=200, description="messages loaded per turn")
+    history_tokens: int = Field(2000, ge=0, le=100_000, description="token budget of history")
+
+
+class Admins(_Section):
+    slack: list[str] = []
+    discord: list[str] = []
+    widget: list[str] = []
+    terminal: list[str] = Field(
+        default_factory=list,
+        description="terminal users who are admins; the local operator always is",
+    )
+
+
+class SlackBinding(_Section):
+    team_ids: list[str] = []
+    bot_token_env: EnvName = ""
+    signing_secret_env: EnvName = ""
+
+
+class DiscordBinding(_Section):
+    guild_ids: list[Annotated[str, Field(pattern=r"^\d{5,25}$")]] = []
+    admin_role_ids: list[str] = []
+
+
+class WidgetBinding(_Section):
+    public_key: str = Field("", pattern=r"^(|pk_[A-Za-z0-9_]{4,64})$")
+    secret_env: EnvName = ""
+    allowed_origins: list[HttpUrl] = []
+    title: str = "Assistant"
+    accent_color: str = Field("#4f46e5", pattern=r"^#[0-9a-fA-F]{6}$")
+    position: Literal["bottom-right", "bottom-left"] = "bottom-right"
+
+
+class Commands(_Section):
+    enabled: list[str] | Literal["all"] = "all"
+    slack_command: str = Field("/switchboard", pattern=r"^/[a-z0-9_-]{1,31}$")
+
+
+class TenantConfig(_Section):
+    """One tenant. ``id`` must equal the file name without ``.toml``."""
+
+    id: str = Field(pattern=_TENANT_ID)
+    name: str = Field(min_length=1)
+    persona: Persona = Persona()
+    llm: LLMSettings = LLMSettings()  # type: ignore[call-arg]
+    limits: Limits = Limits()
+    knowledge: Knowledge = Knowledge()
+    sessions: Sessions = Sessions()  # type: ignore[call-arg]
+    admins: Admins = Admins()
+    slack: SlackBinding = SlackBinding()
+    discord: DiscordBinding = DiscordBinding()
+    widget: WidgetBinding = WidgetBinding()  # type: ignore[call-arg]
+    commands: Commands = Commands()  # type: ignore[call-arg]
+
+    def admin_ids(self, channel: str) -> frozenset[str]:
+        return frozenset(getattr(self.admins, channel, ()) or ())
+
+    def command_enabled(self, name: str) -> bool:
+        return self.commands.enabled == "all" or name in self.commands.enabled

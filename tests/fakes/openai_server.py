@@ -1,0 +1,138 @@
+"""A local OpenAI-compatible chat completions server, for the real ``openai`` client.
+
+Speaks the streaming wire format (SSE ``chat.completion.chunk`` frames, a usage chunk with
+empty choices when ``stream_options.include_usage`` is set, then ``[DONE]``) and lets a
+test inject faults per request: delay, HTTP errors with Retry-After, a cut stream.
+The answer echoes the question, so tests can tell turns apart without a real model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(slots=True)
+class Fault:
+    status: int = 0
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    cut_after_chunks: int | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class FakeOpenAI:
+    faults: deque[Fault] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    delay_s: float = 0.0
+    unknown_models: set[str] = field(default_factory=set)
+    answer_prefix: str = "Answer to"
+    url: str = ""
+
+    def inject(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.requests.clear()
+        self.delay_s = 0.0
+        self.unknown_models.clear()
+
+    def answer_for(self, body: dict[str, Any]) -> str:
+        question = body["messages"][-1]["content"]
+        return f"{self.answer_prefix}: {question} (model {body['model']})"
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        fault = self._next_fault(body["model"])
+        if body["model"] in self.unknown_models:
+            return _error(404, "model_not_found", f"The model {body['model']} does not exist")
+        delay = fault.delay_s if fault else self.delay_s
+        if delay:
+            await asyncio.sleep(delay)
+        if fault and fault.status:
+            headers = {"retry-after": str(fault.retry_after)} if fault.retry_after else {}
+            return _error(fault.status, "injected", "injected fault", headers)
+        text = self.answer_for(body)
+        if not body.get("stream"):
+            return web.json_response(_completion(body["model"], text))
+        return await self._stream(request, body, text, fault.cut_after_chunks if fault else None)
+
+    def _next_fault(self, model: str) -> Fault | None:
+        for fault in list(self.faults):
+            if fault.model in (None, model):
+                self.faults.remove(fault)
+                return fault
+        return None
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], text: str,
+                      cut_after: int | None) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        model, created = body["model"], int(time.time())
+        words = text.split(" ")
+        pieces = [{"role": "assistant", "content": ""}] + [
+            {"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
+        for index, delta in enumerate(pieces):
+            if cut_after is not None and index > cut_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            await _send(response, _chunk(model, created, delta, None))
+        await _send(response, _chunk(model, created, {}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            prompt = sum(len(str(m["content"]).split()) for m in body["messages"])
+            await _send(response, {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                                   "created": created, "model": model, "choices": [],
+                                   "usage": {"prompt_tokens": prompt,
+                                             "completion_tokens": len(words),
+                                             "total_tokens": prompt + len(words)}})
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def _chunk(model: str, created: int, delta: dict[str, Any], finish: str | None
+           ) -> dict[str, Any]:
+    return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def _completion(model: str, text: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+async def _send(response: web.StreamResponse, payload: dict[str, Any]) -> None:
+    await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+
+
+def _error(status: int, code: str, message: str,
+           headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": code, "code": code}},
+                             status=status, headers=headers)
+
+
+async def start_fake_openai(fake: FakeOpenAI, host: str = "127.0.0.1"
+                            ) -> tuple[FakeOpenAI, web.AppRunner]:
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", fake.chat)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.url = f"http://{host}:{port}/v1"
+    return fake, runner

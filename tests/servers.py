@@ -1,0 +1,76 @@
+"""Real servers for tests, each on an ephemeral loopback port, stopped by PID at the end."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str,
+                   timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout_s}s")
+
+
+class ServerProcess:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, workdir: Path) -> None:
+        self.process = process
+        self.url = url
+        self.workdir = workdir
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_redis() -> ServerProcess:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run scripts/test (it installs "
+                           "it) or `apt-get install -y redis-server`")
+    workdir = Path(tempfile.mkdtemp(prefix="sb-redis-"))
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
+         "no", "--dir", str(workdir), "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_port(port, process, "redis-server")
+    return ServerProcess(process, f"redis://127.0.0.1:{port}/0", workdir)
+
+
+def start_mongo_wire() -> ServerProcess:
+    workdir = Path(tempfile.mkdtemp(prefix="sb-nx-"))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nx_27017.nx_27017", "--db", "memory", "-p", str(port),
+         "--pid-file", str(workdir / "nx.pid"), "--log-file", str(workdir / "nx.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_port(port, process, "nx-27017")
+    return ServerProcess(process, f"mongodb://127.0.0.1:{port}/?directConnection=true",
+                         workdir)

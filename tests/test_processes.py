@@ -1,0 +1,138 @@
+"""The real processes, as a user starts them: `switchboard chat` and `switchboard serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MONGODB_URI", "REDIS_URL", "QDRANT_URL", "OPENAI_API_KEY")}
+    env.update(SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_TENANTS_DIR=str(ROOT / "tenants"),
+               **extra)
+    return env
+
+
+def chat(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bots", "chat", "--tenant", "demo", *args],
+                          env=clean_env(data_dir), capture_output=True, text=True, cwd=ROOT,
+                          timeout=90)
+
+
+def test_chat_help_answers_on_embedded_defaults(tmp_path: Path) -> None:
+    result = chat(tmp_path, "--message", "/help")
+    assert result.returncode == 0, result.stderr
+    assert "Commands:" in result.stdout and "/forget" in result.stdout
+    assert not (tmp_path / "mongo" / "server.json").exists()  # embedded server stopped
+
+
+def test_conversations_persist_across_restarts(tmp_path: Path) -> None:
+    first = chat(tmp_path, "--message", "What is Switchboard?")
+    assert first.returncode == 0, first.stderr
+    assert "No knowledge has been loaded" in first.stdout
+    stats = chat(tmp_path, "--message", "/stats")
+    assert "turns: 1 in 1 threads" in stats.stdout, stats.stdout + stats.stderr
+
+
+def test_chat_refuses_an_unknown_tenant(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bots", "chat", "--tenant", "nobody",
+                             "--message", "hi"], env=clean_env(tmp_path), capture_output=True,
+                            text=True, cwd=ROOT, timeout=90)
+    assert result.returncode == 2 and "No tenant 'nobody'" in result.stdout
+
+
+def test_interactive_chat_reads_lines_until_eof(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bots", "chat", "--tenant", "demo"],
+                            input="/whoami\nhello\n", env=clean_env(tmp_path),
+                            capture_output=True, text=True, cwd=ROOT, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "Tenant: **Switchboard Demo**" in result.stdout
+    assert "No knowledge has been loaded" in result.stdout
+
+
+def start_serve(data_dir: Path, **env: str) -> tuple[str, subprocess.Popen[str]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bots", "serve", "--port", str(port)],
+        env=clean_env(data_dir, LOG_FORMAT="json", **env), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(process.communicate()[1]) from None
+            time.sleep(0.1)
+    return base, process
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    base, process = start_serve(tmp_path)
+    yield base, tmp_path, process
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+def test_readyz_reports_a_failing_dependency(tmp_path: Path) -> None:
+    base, process = start_serve(tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        status, body = get(f"{base}/readyz")
+        checks = json.loads(body)["checks"]
+        assert status == 503
+        assert checks["redis"]["status"] == "failing" and "error" in checks["redis"]
+        assert checks["mongodb"]["status"] == "ok"
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_serve_answers_health_readiness_metrics(
+        served: tuple[str, Path, subprocess.Popen[str]]) -> None:
+    base, data_dir, process = served
+    assert get(f"{base}/healthz") == (200, '{"status": "ok"}')
+    status, body = get(f"{base}/readyz")
+    ready = json.loads(body)
+    assert status == 200 and ready["status"] == "ready", body
+    assert set(ready["checks"]) == {"mongodb", "redis", "llm", "knowledge"}
+    assert "nx-27017" in ready["checks"]["mongodb"]["backend"]
+    status, page = get(f"{base}/")
+    assert status == 200 and "Switchboard is running" in page and "demo" in page
+    status, metrics = get(f"{base}/metrics")
+    assert status == 200 and "switchboard_messages_total" in metrics
+    assert (data_dir / "mongo" / "server.json").exists()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert not (data_dir / "mongo" / "server.json").exists()
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any("in-process" in line["msg"] for line in lines)
+    assert all({"ts", "level", "msg", "request_id", "tenant", "channel"} <= set(line)
+               for line in lines)
