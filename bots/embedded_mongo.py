@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -56,7 +55,7 @@ class EmbeddedMongo:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._state_file = directory / "server.json"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: asyncio.subprocess.Process | None = None
         self.uri = ""
 
     async def start(self) -> str:
@@ -68,19 +67,17 @@ class EmbeddedMongo:
                       running)
             return running
         port = free_port()
-        log_file = (self.directory / "server.log").open("ab")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "nx_27017.nx_27017", "--db",
-             str(self.directory / "switchboard.db"), "--host", "127.0.0.1", "-p", str(port),
-             "--pid-file", str(self.directory / "nx.pid"),
-             "--log-file", str(self.directory / "server.log")],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        log_file.close()
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "nx_27017.nx_27017", "--db",
+            str(self.directory / "switchboard.db"), "--host", "127.0.0.1", "-p", str(port),
+            "--pid-file", str(self.directory / "nx.pid"),
+            "--log-file", str(self.directory / "server.log"),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
         self.uri = f"mongodb://127.0.0.1:{port}/switchboard?directConnection=true"
         deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_S
         while not await _answers(self.uri):
-            if self._process.poll() is not None:
+            if self._process.returncode is not None:
                 raise RuntimeError(f"the embedded MongoDB-wire server exited "
                                    f"(code {self._process.returncode}); see "
                                    f"{self.directory / 'server.log'}")
@@ -109,13 +106,13 @@ class EmbeddedMongo:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
+        if process.returncode is None:
             process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.to_thread(process.wait, 10)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
                 process.kill()
-                await asyncio.to_thread(process.wait)
+                await process.wait()
         with contextlib.suppress(OSError):
             self._state_file.unlink()
         log.info("embedded MongoDB-wire server stopped")

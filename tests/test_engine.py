@@ -117,7 +117,7 @@ async def test_llm_timeout_apologises_logs_and_keeps_the_message(
     assert delivery.reply.kind == "apology" and "try again" in delivery.text
     assert any("no answer from the language model" in r.getMessage() for r in caplog.records)
     stored = await kit.sessions.recent(ConversationKey("acme", "memory", "t1"), 10)
-    assert [m.text for m in stored][0] == "are you there?"
+    assert next(m.text for m in stored) == "are you there?"
 
 
 async def test_exhausted_budget_gives_a_clear_refusal(
@@ -239,7 +239,7 @@ async def test_each_turn_logs_its_stages_with_ids(make_engine: Build,
     message = channel.message("hello")
     with caplog.at_level(logging.INFO, logger="switchboard.engine"):
         await channel.deliver(message)
-    line = [r for r in caplog.records if r.getMessage() == "turn answered"][0]
+    line = next(r for r in caplog.records if r.getMessage() == "turn answered")
     entry = __import__("json").loads(JsonFormatter().format(line))
     assert entry["request_id"] == message.request_id
     assert (entry["tenant"], entry["channel"]) == ("acme", "memory")

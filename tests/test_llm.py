@@ -11,7 +11,7 @@ import pytest
 from core.llm.base import AnswerRequest, AnswerUnavailable
 from core.llm.extractive import NO_KNOWLEDGE, ExtractiveAnswerer
 from core.llm.openai_chat import OpenAIAnswerer
-from tests.fakes.openai_server import Fault, FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Fault
 
 
 def request(**overrides: object) -> AnswerRequest:

@@ -71,9 +71,9 @@ async def test_lock_is_exclusive_and_times_out(state: SharedState) -> None:
 
 
 async def test_locks_of_different_conversations_do_not_block(state: SharedState) -> None:
-    async with state.conversation_lock("acme:memory:a", 1, 5):
-        async with state.conversation_lock("globex:memory:a", 0.5, 5):
-            pass
+    async with (state.conversation_lock("acme:memory:a", 1, 5),
+                state.conversation_lock("globex:memory:a", 0.5, 5)):
+        pass
 
 
 async def test_counters_add_and_seed_once(state: SharedState) -> None:

@@ -16,7 +16,6 @@ from core.engine import Engine
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
 
-
 OPERATOR = "operator"
 """The default terminal user: whoever runs the process, and so an admin of every tenant.
 Any other ``--user`` is an ordinary user unless listed in the tenant's ``admins.terminal``."""

@@ -120,6 +120,7 @@ class Engine:
             log.info("turn %s", turn.outcome, extra={
                 "route": turn.route, "turn_id": turn.turn_id, "ms": round(elapsed * 1000, 2),
                 "stages_ms": {k: round(v * 1000, 3) for k, v in turn.stages.items()},
+                "request_id": message.request_id, "channel": message.channel,
                 **({"tenant": tenant} if tenant else {})})
         return TurnResult(turn.outcome, turn.reply, turn.turn_id, tenant)
 

@@ -13,9 +13,11 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from core.llm.base import Answer, AnswerRequest, AnswerUnavailable, DeltaCallback
 from core.llm.pricing import cost_usd
@@ -63,7 +65,7 @@ class OpenAIAnswerer:
         self.name = f"openai-compatible ({self._client.base_url})"
 
     async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer:
-        messages = build_messages(request)
+        messages = cast(list[ChatCompletionMessageParam], build_messages(request))
         last_reason = "no model configured"
         for model in (request.model, *request.fallback_models):
             attempt_no = 0
@@ -95,12 +97,12 @@ class OpenAIAnswerer:
             log.warning("model %s gave no answer (%s)", model, last_reason)
         raise AnswerUnavailable(last_reason)
 
-    async def _stream(self, model: str, messages: list[dict[str, object]],
+    async def _stream(self, model: str, messages: list[ChatCompletionMessageParam],
                       request: AnswerRequest, attempt: _Attempt,
                       on_delta: DeltaCallback) -> None:
         try:
             stream = await self._client.chat.completions.create(
-                model=model, messages=messages,  # type: ignore[arg-type]
+                model=model, messages=messages,
                 max_tokens=request.max_output_tokens, temperature=request.temperature,
                 stream=True, stream_options={"include_usage": True},
                 timeout=request.timeout_s,
@@ -135,13 +137,14 @@ class OpenAIAnswerer:
     def _backoff(attempt_no: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:
             return retry_after_s
-        return min(_MAX_BACKOFF_S, 0.25 * 2 ** (attempt_no - 1)) * random.uniform(0.8, 1.2)
+        base: float = min(_MAX_BACKOFF_S, 0.25 * 2.0 ** (attempt_no - 1))
+        return base * random.uniform(0.8, 1.2)
 
     @staticmethod
-    def _finish(model: str, request: AnswerRequest, messages: list[dict[str, object]],
+    def _finish(model: str, request: AnswerRequest, messages: list[ChatCompletionMessageParam],
                 attempt: _Attempt, *, interrupted: bool) -> Answer:
-        prompt = attempt.prompt_tokens or sum(estimate_tokens(str(m["content"]))
-                                              for m in messages)
+        prompt = attempt.prompt_tokens or sum(
+            estimate_tokens(str(cast(dict[str, Any], m).get("content", ""))) for m in messages)
         completion = attempt.completion_tokens or (estimate_tokens(attempt.text)
                                                    if attempt.text else 0)
         usage = TurnUsage(model, prompt, completion,

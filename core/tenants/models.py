@@ -121,15 +121,15 @@ class TenantConfig(_Section):
     id: str = Field(pattern=_TENANT_ID)
     name: str = Field(min_length=1)
     persona: Persona = Persona()
-    llm: LLMSettings = LLMSettings()  # type: ignore[call-arg]
+    llm: LLMSettings = LLMSettings()
     limits: Limits = Limits()
     knowledge: Knowledge = Knowledge()
-    sessions: Sessions = Sessions()  # type: ignore[call-arg]
+    sessions: Sessions = Sessions()
     admins: Admins = Admins()
     slack: SlackBinding = SlackBinding()
     discord: DiscordBinding = DiscordBinding()
-    widget: WidgetBinding = WidgetBinding()  # type: ignore[call-arg]
-    commands: Commands = Commands()  # type: ignore[call-arg]
+    widget: WidgetBinding = WidgetBinding()
+    commands: Commands = Commands()
 
     def admin_ids(self, channel: str) -> frozenset[str]:
         return frozenset(getattr(self.admins, channel, ()) or ())
