@@ -23,6 +23,8 @@ from core.llm.base import Answerer
 from core.llm.extractive import ExtractiveAnswerer
 from core.llm.openai_chat import OpenAIAnswerer
 from core.observability.logging import register_secret
+from core.sessions.cached import CachedSessionStore
+from core.sessions.store import SessionStore
 from core.state.base import SharedState
 from core.state.memory import MemoryState
 from core.state.redis import RedisState
@@ -44,7 +46,7 @@ class Services:
     engine: Engine
     tenants: TenantRegistry
     mongo: MongoConnection
-    sessions: MongoSessionStore
+    sessions: SessionStore
     state: SharedState
     answerer: Answerer
     retriever: Retriever
@@ -75,9 +77,9 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             mongo_desc = f"embedded MongoDB-wire server (nx-27017), data in {embedded.directory}"
         mongo = MongoConnection(uri)
         stack.push_async_callback(mongo.close)
-        sessions = MongoSessionStore(mongo.db)
+        mongo_sessions = MongoSessionStore(mongo.db)
         audit = MongoAuditLog(mongo.db)
-        await sessions.ensure_indexes()
+        await mongo_sessions.ensure_indexes()
         await audit.ensure_indexes()
 
         state: SharedState
@@ -88,6 +90,7 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             log.warning("REDIS_URL is unset: rate limits, dedupe and locks are in-process "
                         "(valid for one process only)")
         stack.push_async_callback(state.close)
+        sessions = CachedSessionStore(mongo_sessions, state)
 
         tenants = TenantRegistry(settings.tenants_dir)
         report = await asyncio.to_thread(tenants.reload)

@@ -20,6 +20,7 @@ from core.knowledge.base import NoKnowledge
 from core.llm.base import Answerer
 from core.llm.extractive import ExtractiveAnswerer
 from core.llm.openai_chat import OpenAIAnswerer
+from core.sessions.cached import CachedSessionStore
 from core.state.base import SharedState
 from core.state.memory import MemoryState
 from core.state.redis import RedisState
@@ -116,11 +117,12 @@ async def make_engine(mongo: MongoConnection, state: SharedState
                     settings: EngineSettings | None = None,
                     database: MongoConnection | None = None) -> EngineKit:
         db = database or mongo
-        sessions = MongoSessionStore(db.db)
+        mongo_sessions = MongoSessionStore(db.db)
         audit = MongoAuditLog(db.db)
         if database is None:
-            await sessions.ensure_indexes()
+            await mongo_sessions.ensure_indexes()
             await audit.ensure_indexes()
+        sessions = CachedSessionStore(mongo_sessions, state)
         usage = UsageLedger(MongoUsageStore(db.db), state)
         ledgers.append(usage)
         chosen = answerer or ExtractiveAnswerer()

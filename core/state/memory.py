@@ -115,6 +115,16 @@ class MemoryState:
         self._values.set(key, value, ttl_s)
         return True
 
+    async def cache_get(self, key: str) -> str | None:
+        return cast(str | None, self._values.get(f"cache:{key}"))
+
+    async def cache_set(self, key: str, value: str, ttl_s: int) -> None:
+        self._values.set(f"cache:{key}", value, ttl_s)
+
+    async def cache_delete(self, *keys: str) -> None:
+        for key in keys:
+            self._values.set(f"cache:{key}", None, 0)
+
     async def ping(self) -> None:
         return None
 

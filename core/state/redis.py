@@ -202,6 +202,17 @@ class RedisState:
     async def set_int_if_absent(self, key: str, value: int, ttl_s: int) -> bool:
         return bool(await self._redis.set(f"{self._p}ct:{key}", value, nx=True, ex=ttl_s))
 
+    async def cache_get(self, key: str) -> str | None:
+        value = await self._redis.get(f"{self._p}ca:{key}")
+        return None if value is None else str(value)
+
+    async def cache_set(self, key: str, value: str, ttl_s: int) -> None:
+        await self._redis.set(f"{self._p}ca:{key}", value, ex=ttl_s)
+
+    async def cache_delete(self, *keys: str) -> None:
+        if keys:
+            await self._redis.delete(*(f"{self._p}ca:{k}" for k in keys))
+
     async def ping(self) -> None:
         await self._redis.ping()
 
