@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     tenants_sub.add_parser("check", help="validate every tenant file")
     tenants_sub.add_parser("schema", help="print the tenant file JSON Schema")
 
+    commands = sub.add_parser("commands", help="the command registry")
+    commands_sub = commands.add_subparsers(dest="commands_command", required=True)
+    commands_sub.add_parser("schema", help="print every command's argument JSON Schema")
+
     ev = sub.add_parser("eval", help="quality evaluations")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
     retrieval = ev_sub.add_parser("retrieval", help="retrieval quality on a BEIR folder")
@@ -53,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    quiet = args.command in ("chat", "tenants")
+    quiet = args.command in ("chat", "tenants", "commands")
     configure_logging("WARNING" if quiet and settings.log_level == "INFO"
                       else settings.log_level,
                       "console" if quiet else settings.log_format)
@@ -74,6 +79,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "tenants":
         from bots.tenants_cli import check, schema
         return check(settings) if args.tenants_command == "check" else schema()
+    if args.command == "commands":
+        from core.commands.builtins import builtin_commands
+        print(json.dumps(builtin_commands().json_schemas(), indent=2))
+        return 0
     if args.command == "scheduler":
         from bots.scheduler import run_scheduler
         return asyncio.run(run_scheduler(settings))

@@ -163,3 +163,4 @@ def test_tenants_check_cli_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert f"{tmp_path / 'globex.toml'}: knowledge.top_k: Input should be greater than or " \
            "equal to 1" in bad.stdout
+
