@@ -18,7 +18,11 @@ from bots.embedded_mongo import EmbeddedMongo
 from bots.settings import Settings
 from core.commands.builtins import builtin_commands
 from core.engine import Engine, EngineDeps, EngineSettings
-from core.knowledge.base import NoKnowledge, Retriever
+from core.knowledge.answer_cache import AnswerCache
+from core.knowledge.base import Retriever
+from core.knowledge.embedders import EmbedderRegistry
+from core.knowledge.index import QdrantIndex
+from core.knowledge.service import KnowledgeService
 from core.llm.base import Answerer
 from core.llm.extractive import ExtractiveAnswerer
 from core.llm.openai_chat import OpenAIAnswerer
@@ -30,6 +34,7 @@ from core.state.memory import MemoryState
 from core.state.redis import RedisState
 from core.stores.mongo_audit import MongoAuditLog
 from core.stores.mongo_client import MongoConnection
+from core.stores.mongo_documents import MongoCatalog
 from core.stores.mongo_sessions import MongoSessionStore
 from core.stores.mongo_usage import MongoUsageStore
 from core.tenants.registry import TenantRegistry
@@ -50,6 +55,7 @@ class Services:
     state: SharedState
     answerer: Answerer
     retriever: Retriever
+    knowledge: KnowledgeService
     usage: UsageLedger
     checks: dict[str, Check] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
@@ -61,10 +67,31 @@ def choose_answerer(settings: Settings) -> Answerer:
     return ExtractiveAnswerer()
 
 
+def open_knowledge(settings: Settings, mongo: MongoConnection, state: SharedState
+                   ) -> KnowledgeService:
+    index = QdrantIndex(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
+                        path=None if settings.qdrant_url else settings.data_dir / "qdrant")
+    embedders = EmbedderRegistry(settings.openai_api_key, settings.openai_base_url)
+    return KnowledgeService(index, MongoCatalog(mongo.db), embedders, AnswerCache(state),
+                            settings.tenants_dir.resolve().parent)
+
+
+async def _initial_ingest(services: Services) -> None:
+    """Tenants whose knowledge base is empty ingest the sources their file lists."""
+    for tenant_id in services.tenants.tenant_ids():
+        tenant = services.tenants.get(tenant_id)
+        try:
+            await services.knowledge.ingest_configured(tenant, only_if_empty=True)
+        except Exception as exc:
+            log.error("first ingestion of %s failed: %s", tenant_id, exc,
+                      extra={"tenant": tenant_id})
+
+
 @asynccontextmanager
 async def open_services(settings: Settings, *, watch_tenants: bool = False,
-                        engine_settings: EngineSettings | None = None
-                        ) -> AsyncIterator[Services]:
+                        engine_settings: EngineSettings | None = None,
+                        initial_ingest: str = "off") -> AsyncIterator[Services]:
+    """Build every service. ``initial_ingest``: "background", "wait" or "off"."""
     for secret in settings.secrets():
         register_secret(secret)
     async with AsyncExitStack() as stack:
@@ -103,7 +130,11 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
 
         answerer = choose_answerer(settings)
         stack.push_async_callback(answerer.close)
-        retriever: Retriever = NoKnowledge()
+        catalog_indexes = MongoCatalog(mongo.db)
+        await catalog_indexes.ensure_indexes()
+        knowledge = open_knowledge(settings, mongo, state)
+        stack.push_async_callback(knowledge.close)
+        retriever: Retriever = knowledge.retriever
 
         usage = UsageLedger(MongoUsageStore(mongo.db), state)
         usage.start()
@@ -112,20 +143,26 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
         engine = Engine(EngineDeps(
             tenants=tenants, state=state, sessions=sessions, usage=usage, audit=audit,
             answerer=answerer, retriever=retriever, commands=builtin_commands(),
-            settings=engine_settings or EngineSettings()))
+            settings=engine_settings or EngineSettings(), answer_cache=knowledge.answers,
+            knowledge=knowledge))
         services = Services(
             settings=settings, engine=engine, tenants=tenants, mongo=mongo,
             sessions=sessions, state=state, answerer=answerer, retriever=retriever,
-            usage=usage,
+            knowledge=knowledge, usage=usage,
             checks={"mongodb": mongo.ping, "redis": state.ping, "llm": answerer.ping,
                     "knowledge": retriever.ping},
             descriptions={"mongodb": mongo_desc,
                           "redis": "Redis at REDIS_URL" if settings.redis_url
                           else "in-process (one process only)",
-                          "llm": answerer.name, "knowledge": "none loaded yet"},
+                          "llm": answerer.name, "knowledge": knowledge.index.description},
         )
         log.info("services ready: %s", "; ".join(f"{k}: {v}" for k, v in
                                                   services.descriptions.items()))
+        if initial_ingest == "wait":
+            await _initial_ingest(services)
+        elif initial_ingest == "background":
+            task = asyncio.create_task(_initial_ingest(services))
+            stack.push_async_callback(_cancel, task)
         yield services
 
 

@@ -9,7 +9,7 @@ from bots.settings import Settings
 
 async def run_chat(settings: Settings, tenant: str, message: str | None, thread: str,
                    user: str) -> int:
-    async with open_services(settings) as services:
+    async with open_services(settings, initial_ingest="wait") as services:
         if tenant not in services.tenants.tenant_ids():
             known = ", ".join(services.tenants.tenant_ids()) or "none"
             print(f"No tenant {tenant!r} in {settings.tenants_dir} (loaded: {known}). "

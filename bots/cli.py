@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="load documents into a tenant's knowledge base")
     ingest.add_argument("--tenant", required=True)
     ingest.add_argument("--kb", default="default")
-    ingest.add_argument("sources", nargs="+", metavar="SOURCE")
+    ingest.add_argument("--reindex", action="store_true",
+                        help="rebuild the knowledge base in a new collection, then switch")
+    ingest.add_argument("sources", nargs="*", metavar="SOURCE")
 
     tenants = sub.add_parser("tenants", help="tenant files")
     tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)
@@ -58,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    quiet = args.command in ("chat", "tenants", "commands")
+    quiet = args.command in ("chat", "tenants", "commands", "ingest", "eval")
     configure_logging("WARNING" if quiet and settings.log_level == "INFO"
                       else settings.log_level,
                       "console" if quiet else settings.log_format)
@@ -83,6 +85,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from core.commands.builtins import builtin_commands
         print(json.dumps(builtin_commands().json_schemas(), indent=2))
         return 0
+    if args.command == "ingest":
+        from bots.ingest_cli import run_ingest
+        if not args.sources and not args.reindex:
+            print("switchboard ingest: name at least one SOURCE (file, folder, URL, .urls "
+                  "list), or --reindex", file=sys.stderr)
+            return 2
+        return asyncio.run(run_ingest(settings, args.tenant, args.kb, args.sources,
+                                      args.reindex))
+    if args.command == "eval":
+        from bots.eval_cli import run_eval
+        return asyncio.run(run_eval(args.dataset, args.json_out))
     if args.command == "scheduler":
         from bots.scheduler import run_scheduler
         return asyncio.run(run_scheduler(settings))

@@ -1,8 +1,9 @@
 """``switchboard scheduler``: the scheduled-jobs process (apscheduler).
 
-Jobs now: enforce message retention (real MongoDB also expires documents through the TTL
-index; this sweep makes retention exact on servers that expire lazily) and pick up
-tenant file changes. Knowledge re-ingestion schedules join when knowledge lands.
+Jobs: re-ingest every knowledge source a tenant file gives a ``schedule`` (cron, UTC),
+kept in step with the tenant files; enforce message retention (real MongoDB also expires
+documents through the TTL index; the sweep makes retention exact on servers that expire
+lazily).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
@@ -26,12 +28,47 @@ async def purge_expired_messages(services: Services) -> int:
     return removed
 
 
+async def reingest(services: Services, tenant_id: str, path: str, kb: str) -> None:
+    try:
+        tenant = services.tenants.get(tenant_id)
+        report = await services.knowledge.ingestor.ingest(
+            tenant, [path], services.knowledge.root, kb=kb, sync=True)
+        log.info("scheduled ingestion of %s: %s", path, report.summary(),
+                 extra={"tenant": tenant_id})
+    except Exception:
+        log.exception("scheduled ingestion of %s failed", path, extra={"tenant": tenant_id})
+
+
+def sync_ingest_jobs(scheduler: AsyncIOScheduler, services: Services) -> set[str]:
+    """Add, replace or remove ingestion jobs so they match the tenant files."""
+    wanted: dict[str, tuple[str, str, str, str]] = {}
+    for tenant_id in services.tenants.tenant_ids():
+        for source in services.tenants.get(tenant_id).knowledge.sources:
+            if source.schedule:
+                job_id = f"ingest:{tenant_id}:{source.kb}:{source.path}"
+                wanted[job_id] = (tenant_id, source.path, source.kb, source.schedule)
+    current = {job.id: job for job in scheduler.get_jobs() if job.id.startswith("ingest:")}
+    for job_id in set(current) - set(wanted):
+        scheduler.remove_job(job_id)
+    for job_id, (tenant_id, path, kb, schedule) in wanted.items():
+        job = current.get(job_id)
+        if job is not None and job.name == schedule:
+            continue
+        scheduler.add_job(reingest, CronTrigger.from_crontab(schedule, timezone="UTC"),
+                          args=[services, tenant_id, path, kb], id=job_id, name=schedule,
+                          replace_existing=True, max_instances=1, coalesce=True)
+    return set(wanted)
+
+
 async def run_scheduler(settings: Settings) -> int:
     async with open_services(settings, watch_tenants=True) as services:
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_job(purge_expired_messages, "interval", minutes=15, args=[services],
                           id="retention", next_run_time=datetime.now(UTC),
                           max_instances=1, coalesce=True)
+        sync_ingest_jobs(scheduler, services)
+        scheduler.add_job(sync_ingest_jobs, "interval", seconds=30,
+                          args=[scheduler, services], id="sync-schedules")
         scheduler.start()
         log.info("scheduler running: %s", ", ".join(j.id for j in scheduler.get_jobs()))
         stop = asyncio.Event()

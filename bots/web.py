@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from adapters.admin_api.routes import AdminApi
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 
@@ -77,11 +78,13 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings, watch_tenants=True) as services:
+        async with open_services(settings, watch_tenants=True,
+                                 initial_ingest="background") as services:
             app[SERVICES] = services
             yield
 
     app.cleanup_ctx.append(services_ctx)
+    AdminApi(lambda: (app[SERVICES].engine.deps, app[SERVICES].knowledge)).register(app)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -40,6 +40,7 @@ class Reply:
     actions: tuple[Action, ...] = ()
     ephemeral: bool = False
     retry_after_s: float | None = None
+    confidence: float | None = None
     turn_id: str = ""
     model: str = ""
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.commands.knowledge import KNOWLEDGE_COMMANDS
 from core.commands.registry import Command, CommandContext, CommandRegistry, CommandResult
 
 
@@ -108,6 +109,7 @@ def builtin_commands() -> CommandRegistry:
                 permission="admin", ephemeral=True),
         Command("stats", "turns, users, tokens and cost for this workspace", stats_command,
                 StatsArgs, permission="admin", ephemeral=True),
+        *KNOWLEDGE_COMMANDS,
     ):
         registry.register(command)
     return registry

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from core.commands.audit import AuditLog
 from core.commands.registry import CommandRegistry
+from core.knowledge.service import KnowledgeService
 from core.sessions.store import SessionStore
 from core.tenants.registry import TenantRegistry
 from core.usage import UsageLedger
@@ -18,3 +19,4 @@ class CommandServices:
     tenants: TenantRegistry
     audit: AuditLog
     commands: CommandRegistry
+    knowledge: KnowledgeService | None = None

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from core.engine import grounding
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
+from core.knowledge.answer_cache import CachedAnswer
 from core.llm.base import AnswerRequest, AnswerUnavailable, ChatTurn
 from core.observability import metrics
-from core.replies import Citation, Reply, feedback_actions
+from core.replies import Reply, feedback_actions
 from core.sessions.history import window
+from core.tenants.models import TenantConfig
 
 log = logging.getLogger("switchboard.engine")
 
@@ -27,20 +30,39 @@ def _budget_refusal(tenant_name: str, used: int, budget: int, now: datetime) -> 
         "an admin can raise `llm.monthly_token_budget`.", kind="refusal")
 
 
+async def _budget_exhausted(turn: Turn, deps: EngineDeps, tenant: TenantConfig
+                            ) -> Reply | None:
+    if not deps.answerer.metered:
+        return None
+    now = datetime.now(UTC)
+    used = await deps.usage.tokens_used(tenant.id, now)
+    if used < tenant.llm.monthly_token_budget:
+        return None
+    metrics.BUDGET_REFUSED.labels(tenant.id).inc()
+    turn.outcome = "budget_exhausted"
+    log.warning("monthly token budget exhausted", extra={"used": used})
+    return _budget_refusal(tenant.name, used, tenant.llm.monthly_token_budget, now)
+
+
 async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
     tenant = turn.require_tenant()
-    now = datetime.now(UTC)
-    if deps.answerer.metered:
-        used = await deps.usage.tokens_used(tenant.id, now)
-        if used >= tenant.llm.monthly_token_budget:
-            metrics.BUDGET_REFUSED.labels(tenant.id).inc()
-            turn.outcome = "budget_exhausted"
-            log.warning("monthly token budget exhausted", extra={"used": used})
-            return _budget_refusal(tenant.name, used, tenant.llm.monthly_token_budget, now)
     question = turn.message.text.strip()
-    loaded = await deps.retriever.has_knowledge(tenant)
-    passages = await deps.retriever.search(tenant, question) if loaded else []
     history = window(turn.history, tenant.sessions.history_tokens)
+    cache = deps.answer_cache if not history else None
+    model = tenant.llm.model if deps.answerer.metered else deps.answerer.name
+    if cache is not None:
+        hit = await cache.get(tenant.id, model, question)
+        if hit is not None:
+            await turn.sink.delta(hit.text)
+            return Reply(hit.text, citations=hit.citations, follow_ups=hit.follow_ups,
+                         confidence=hit.confidence, actions=feedback_actions(turn.turn_id),
+                         turn_id=turn.turn_id, model=model)
+    refusal = await _budget_exhausted(turn, deps, tenant)
+    if refusal is not None:
+        return refusal
+    loaded = await deps.retriever.has_knowledge(tenant)
+    passages = await deps.retriever.search(
+        tenant, question, [(m.role, m.text) for m in history]) if loaded else []
     request = AnswerRequest(
         system_prompt=tenant.persona.system_prompt, question=question,
         history=tuple(ChatTurn(m.role, m.text) for m in history),
@@ -57,14 +79,17 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
         log.error("no answer from the language model: %s", exc.reason)
         return Reply(APOLOGY, kind="apology")
     turn.usage = answer.usage
-    citations = tuple(
-        Citation(number=i, title=p.title or p.source, source=p.source, url=p.url,
-                 snippet=p.text[:240])
-        for i, p in enumerate(passages, start=1))
+    cites = grounding.citations(answer.text, passages) if passages else ()
+    confidence = grounding.confidence(passages, tenant.knowledge.score_threshold)
+    follow_ups = grounding.follow_ups(question, passages)
     if answer.interrupted:
         turn.outcome = "llm_error"
-        return Reply(answer.text + INTERRUPTED, kind="apology", citations=citations,
+        return Reply(answer.text + INTERRUPTED, kind="apology", citations=cites,
                      turn_id=turn.turn_id, model=answer.usage.model)
-    return Reply(answer.text, kind="answer", citations=citations,
+    if cache is not None and passages:
+        await cache.put(tenant.id, model, question,
+                        CachedAnswer(answer.text, cites, follow_ups, confidence))
+    return Reply(answer.text, kind="answer", citations=cites, follow_ups=follow_ups,
+                 confidence=confidence if loaded else None,
                  actions=feedback_actions(turn.turn_id), turn_id=turn.turn_id,
                  model=answer.usage.model)

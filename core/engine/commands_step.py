@@ -49,7 +49,7 @@ async def run_command(turn: Turn, deps: EngineDeps) -> Reply:
         await audit("usage")
         return Reply(str(exc), kind="refusal", ephemeral=True)
     services = CommandServices(deps.sessions, deps.usage, deps.tenants, deps.audit,
-                               deps.commands)
+                               deps.commands, deps.knowledge)
     ctx = CommandContext(tenant, message, turn.require_key(), admin, services)
     try:
         result = await invocation.command.handler(ctx, invocation.args)

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from core.commands.audit import AuditLog
 from core.commands.registry import CommandRegistry
+from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.base import Retriever
+from core.knowledge.service import KnowledgeService
 from core.llm.base import Answerer
 from core.sessions.store import SessionStore
 from core.state.base import SharedState
@@ -32,3 +34,5 @@ class EngineDeps:
     retriever: Retriever
     commands: CommandRegistry
     settings: EngineSettings = field(default_factory=EngineSettings)
+    answer_cache: AnswerCache | None = None
+    knowledge: KnowledgeService | None = None

@@ -27,10 +27,19 @@ _WORD = re.compile(r"[a-z0-9]{3,}")
 
 
 def _best_sentences(text: str, query_terms: set[str], limit: int) -> list[str]:
-    sentences = [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+    sentences = [s.strip() for s in _SENTENCE.split(" ".join(text.split()))
+                 if s.strip() and s.count("|") < 4]
     ranked = sorted(range(len(sentences)),
                     key=lambda i: -len(query_terms & set(_WORD.findall(sentences[i].lower()))))
     return [sentences[i] for i in sorted(ranked[:limit])]
+
+
+def _shorten(quote: str, limit: int = 360) -> str:
+    if len(quote) <= limit:
+        return quote
+    cut = quote[:limit]
+    end = max(cut.rfind(". "), cut.rfind("; "))
+    return (cut[:end + 1] if end > limit // 2 else cut.rsplit(" ", 1)[0]) + " …"
 
 
 class ExtractiveAnswerer:
@@ -46,7 +55,7 @@ class ExtractiveAnswerer:
             terms = set(_WORD.findall(request.question.lower()))
             parts = []
             for number, passage in enumerate(request.passages[:3], start=1):
-                quote = " ".join(_best_sentences(passage.text, terms, 2))
+                quote = _shorten(" ".join(_best_sentences(passage.text, terms, 2)))
                 parts.append(f"> {quote} [{number}]")
             text = PREFACE + "\n\n".join(parts)
         for piece in re.split(r"(?<=\n\n)", text):

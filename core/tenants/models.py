@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -56,16 +64,38 @@ class Limits(_Section):
 class KnowledgeSource(_Section):
     path: str = Field(min_length=1, description="relative path, folder, URL or URL list")
     schedule: str = Field("", description="cron expression for re-ingestion; empty = never")
-    kb: str = "default"
+    kb: str = Field("default", pattern=r"^[a-z0-9_-]{1,32}$")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"not a valid cron expression: {exc}") from None
+        return value
 
 
 class Knowledge(_Section):
-    embedder: str = "all-MiniLM-L6-v2"
+    embedder: str = Field("all-MiniLM-L6-v2", pattern=r"^(all-MiniLM-L6-v2|openai:[\w.-]+)$",
+                          description="all-MiniLM-L6-v2 (offline) or openai:<model>")
+    embedding_dimension: int | None = Field(None, gt=0, le=8192,
+                                            description="for openai:<model> embedders")
     chunk_tokens: int = Field(350, ge=32, le=4000)
     chunk_overlap: int = Field(50, ge=0, le=1000)
     top_k: int = Field(6, ge=1, le=50)
     score_threshold: float = Field(0.25, ge=0, le=1)
     sources: list[KnowledgeSource] = []
+    context_tokens: int = Field(1500, ge=100, le=100_000,
+                                description="token budget of the passages sent to the model")
+    allow_private_urls: bool = Field(
+        False, description="allow ingesting URLs on private, loopback or link-local addresses")
+    max_file_mb: int = Field(20, ge=1, le=500)
+    hybrid_alpha: float = Field(0.5, ge=0, le=1,
+                                description="weight of dense vs sparse scores in fusion")
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> Knowledge:
@@ -110,6 +140,11 @@ class WidgetBinding(_Section):
     position: Literal["bottom-right", "bottom-left"] = "bottom-right"
 
 
+class AdminApi(_Section):
+    key_env: EnvName = Field(
+        "", description="environment variable holding this tenant's admin API key")
+
+
 class Commands(_Section):
     enabled: list[str] | Literal["all"] = "all"
     slack_command: str = Field("/switchboard", pattern=r"^/[a-z0-9_-]{1,31}$")
@@ -130,6 +165,7 @@ class TenantConfig(_Section):
     discord: DiscordBinding = DiscordBinding()
     widget: WidgetBinding = WidgetBinding()
     commands: Commands = Commands()
+    api: AdminApi = AdminApi()
 
     def admin_ids(self, channel: str) -> frozenset[str]:
         return frozenset(getattr(self.admins, channel, ()) or ())

@@ -1,0 +1,180 @@
+"""The admin API's HTTP handlers: authenticate the tenant, validate, call the core.
+
+A request names its tenant in the path and proves it with that tenant's own key
+(``Authorization: Bearer``), compared in constant time. An unknown tenant and a wrong key
+get the same 401, so the API does not reveal which tenants exist. Every body is a
+pydantic model; malformed JSON is a 400, an invalid body a 422 with the field errors.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from adapters.admin_api import models as m
+from adapters.admin_api.openapi import openapi_document
+from core.engine.deps import EngineDeps
+from core.engine.search import search_and_answer
+from core.knowledge.base import SearchFilters
+from core.knowledge.models import SourceDocument
+from core.knowledge.service import KnowledgeService
+from core.observability.logging import log_context
+from core.tenants.models import TenantConfig
+from core.tenants.registry import UnknownTenant
+
+log = logging.getLogger("switchboard.api")
+
+Body = TypeVar("Body", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str, details: list[dict[str, object]] | None = None
+           ) -> web.Response:
+    return web.json_response(m.ErrorOut(error=message, details=details).model_dump(
+        exclude_none=True), status=status)
+
+
+def _ok(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(text=model.model_dump_json(), status=status,
+                        content_type="application/json")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error under /api/ is JSON, including aiohttp's own (404, 405, 413)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        message = "request body too large" if exc.status == 413 else exc.reason
+        return _error(exc.status, message)
+
+
+class AdminApi:
+    """Handlers over the engine's dependencies, looked up per request (they are opened
+    after the routes are registered, in the web app's startup)."""
+
+    def __init__(self, resolve: Callable[[], tuple[EngineDeps, KnowledgeService]]) -> None:
+        self._resolve = resolve
+
+    @property
+    def _deps(self) -> EngineDeps:
+        return self._resolve()[0]
+
+    @property
+    def _knowledge(self) -> KnowledgeService:
+        return self._resolve()[1]
+
+    def register(self, app: web.Application) -> None:
+        app.middlewares.append(json_errors)
+        app.router.add_get("/api/v1/openapi.json", self.openapi)
+        base = "/api/v1/tenants/{tenant}"
+        app.router.add_get(f"{base}/documents", self.list_documents)
+        app.router.add_post(f"{base}/documents", self.ingest)
+        app.router.add_delete(f"{base}/documents/{{doc_id}}", self.delete_document)
+        app.router.add_post(f"{base}/search", self.search)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    def _tenant(self, request: web.Request) -> TenantConfig:
+        tenant_id = request.match_info["tenant"]
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        try:
+            tenant = self._deps.tenants.get(tenant_id)
+        except UnknownTenant:
+            log.warning("admin API request for unknown tenant", extra={"tenant": tenant_id})
+            raise web.HTTPUnauthorized(reason="missing or wrong API key") from None
+        expected = os.environ.get(tenant.api.key_env, "") if tenant.api.key_env else ""
+        if not expected or not given or not hmac.compare_digest(given.encode(),
+                                                                expected.encode()):
+            log.warning("admin API request refused: bad or missing key",
+                        extra={"tenant": tenant_id})
+            raise web.HTTPUnauthorized(reason="missing or wrong API key")
+        return tenant
+
+    @staticmethod
+    async def _body(request: web.Request, model: type[Body]) -> Body:
+        try:
+            raw = await request.json()
+        except json.JSONDecodeError as exc:
+            raise web.HTTPBadRequest(reason=f"malformed JSON: {exc.msg}") from None
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            details: list[dict[str, object]] = [
+                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                for e in exc.errors(include_url=False)]
+            raise web.HTTPUnprocessableEntity(
+                text=json.dumps({"error": "invalid request body", "details": details}),
+                content_type="application/json") from None
+
+    async def list_documents(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        records = await self._knowledge.catalog.list(tenant.id)
+        return _ok(m.DocumentList(documents=[m.DocumentOut(
+            doc_id=r.doc_id, kb=r.kb, source=r.source, title=r.title, url=r.url,
+            chunks=len(r.chunk_ids), tags=r.tags, ingested_at=r.ingested_at)
+            for r in records]))
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        body = await self._body(request, m.IngestRequest)
+        with log_context(tenant=tenant.id, channel="api"):
+            ingestor = self._knowledge.ingestor
+            report = await ingestor.ingest(tenant, [str(u) for u in body.urls],
+                                           self._knowledge.root, kb=body.kb,
+                                           tags=tuple(body.tags)) if body.urls else None
+            if body.documents:
+                inline = await ingestor.ingest_stream(
+                    tenant, _inline(body.documents, tuple(body.tags)), kb=body.kb)
+                if report is None:
+                    report = inline
+                else:
+                    report.outcomes += inline.outcomes
+        assert report is not None
+        return _ok(m.IngestResponse(summary=report.summary(), outcomes=[
+            m.Outcome(source=o.source, status=o.status, chunks=o.chunks, reason=o.reason,
+                      doc_id=o.doc_id) for o in report.outcomes]))
+
+    async def delete_document(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        doc_id = request.match_info["doc_id"]
+        for record in await self._knowledge.catalog.list(tenant.id):
+            if record.doc_id == doc_id:
+                await self._knowledge.ingestor.remove(tenant, record.kb, doc_id)
+                return web.Response(status=204)
+        return _error(404, f"no document {doc_id} in this tenant")
+
+    async def search(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        body = await self._body(request, m.SearchRequest)
+        filters = SearchFilters(tuple(body.filters.sources), tuple(body.filters.tags)) \
+            if body.filters else None
+        with log_context(tenant=tenant.id, channel="api"):
+            result = await search_and_answer(self._deps, tenant, body.query, filters,
+                                             body.top_k)
+        if result.refused:
+            return _error(503, f"no answer: {result.refused}")
+        return _ok(m.SearchResponse(
+            answer=result.answer, confidence=result.confidence,
+            follow_ups=list(result.follow_ups),
+            sources=[m.SourceOut(number=c.number, title=c.title, source=c.source, url=c.url,
+                                 snippet=c.snippet) for c in result.citations]))
+
+
+async def _inline(documents: list[m.InlineDocument], tags: tuple[str, ...]
+                  ) -> AsyncIterator[SourceDocument]:
+    for document in documents:
+        yield SourceDocument(source=f"inline:{document.source or document.title}",
+                             content=document.text.encode(), content_type="text/markdown",
+                             title=document.title, tags=tags)

@@ -1,0 +1,58 @@
+"""Knowledge as one service: ingestion, retrieval and cache invalidation, wired together.
+
+Every change to a tenant's knowledge (added, replaced or removed documents, a re-index)
+invalidates that tenant's answer cache and its "knowledge loaded" flag, and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from core.knowledge.answer_cache import AnswerCache
+from core.knowledge.catalog import DocumentCatalog
+from core.knowledge.embedders import EmbedderRegistry
+from core.knowledge.index import QdrantIndex
+from core.knowledge.ingest import Ingestor, IngestReport, Progress
+from core.knowledge.retriever import KnowledgeRetriever, Reranker
+from core.tenants.models import TenantConfig
+
+log = logging.getLogger("switchboard.knowledge")
+
+
+class KnowledgeService:
+    def __init__(self, index: QdrantIndex, catalog: DocumentCatalog,
+                 embedders: EmbedderRegistry, answers: AnswerCache | None, root: Path,
+                 reranker: Reranker | None = None) -> None:
+        self.index = index
+        self.catalog = catalog
+        self.embedders = embedders
+        self.answers = answers
+        self.root = root
+        self.retriever = KnowledgeRetriever(index, catalog, embedders.for_tenant, reranker)
+        self.ingestor = Ingestor(index, catalog, embedders.for_tenant, self._changed)
+
+    async def _changed(self, tenant_id: str) -> None:
+        self.retriever.forget_loaded(tenant_id)
+        if self.answers is not None:
+            await self.answers.invalidate(tenant_id)
+
+    def configured_sources(self, tenant: TenantConfig, kb: str = "default") -> list[str]:
+        return [s.path for s in tenant.knowledge.sources if s.kb == kb]
+
+    async def ingest_configured(self, tenant: TenantConfig, *, only_if_empty: bool = False,
+                                progress: Progress | None = None) -> IngestReport | None:
+        """Ingest (and sync) the sources the tenant file lists."""
+        sources = self.configured_sources(tenant)
+        if not sources:
+            return None
+        if only_if_empty and await self.catalog.count(tenant.id) > 0:
+            return None
+        report = await self.ingestor.ingest(tenant, sources, self.root, sync=True,
+                                            progress=progress)
+        log.info("ingested configured sources: %s", report.summary(),
+                 extra={"tenant": tenant.id})
+        return report
+
+    async def close(self) -> None:
+        await self.index.close()

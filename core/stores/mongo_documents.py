@@ -1,0 +1,62 @@
+"""The document catalog in MongoDB: ``documents`` and ``knowledge_bases`` collections."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from core.knowledge.catalog import KnowledgeBaseInfo
+from core.knowledge.models import DocumentRecord
+
+Document = dict[str, Any]
+
+
+def _id(tenant: str, kb: str, doc_id: str) -> str:
+    return f"{tenant}:{kb}:{doc_id}"
+
+
+class MongoCatalog:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._docs = db["documents"]
+        self._kbs = db["knowledge_bases"]
+
+    async def ensure_indexes(self) -> None:
+        await self._docs.create_indexes([
+            IndexModel([("tenant", ASCENDING), ("kb", ASCENDING), ("source", ASCENDING)],
+                       name="tenant_kb_source"),
+            IndexModel([("tenant", ASCENDING), ("origin", ASCENDING)], name="tenant_origin"),
+        ])
+
+    async def get(self, tenant: str, kb: str, doc_id: str) -> DocumentRecord | None:
+        doc = await self._docs.find_one({"_id": _id(tenant, kb, doc_id)}, {"_id": 0})
+        return DocumentRecord(**doc) if doc else None
+
+    async def put(self, record: DocumentRecord) -> None:
+        await self._docs.replace_one({"_id": _id(record.tenant, record.kb, record.doc_id)},
+                                     {"_id": _id(record.tenant, record.kb, record.doc_id),
+                                      **asdict(record)}, upsert=True)
+
+    async def delete(self, tenant: str, kb: str, doc_id: str) -> None:
+        await self._docs.delete_one({"_id": _id(tenant, kb, doc_id)})
+
+    async def list(self, tenant: str, kb: str | None = None) -> list[DocumentRecord]:
+        query: Document = {"tenant": tenant}
+        if kb is not None:
+            query["kb"] = kb
+        docs = await self._docs.find(query, {"_id": 0}).sort("source", ASCENDING).to_list()
+        return [DocumentRecord(**d) for d in docs]
+
+    async def count(self, tenant: str) -> int:
+        return await self._docs.count_documents({"tenant": tenant})
+
+    async def kb_info(self, tenant: str, kb: str) -> KnowledgeBaseInfo | None:
+        doc = await self._kbs.find_one({"_id": f"{tenant}:{kb}"}, {"_id": 0})
+        return KnowledgeBaseInfo(**doc) if doc else None
+
+    async def set_kb_info(self, info: KnowledgeBaseInfo) -> None:
+        await self._kbs.replace_one({"_id": f"{info.tenant}:{info.kb}"},
+                                    {"_id": f"{info.tenant}:{info.kb}", **asdict(info)},
+                                    upsert=True)
