@@ -9,8 +9,10 @@ lazily).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
+from core.tenants.registry import TenantRegistry
 
 log = logging.getLogger("switchboard.scheduler")
 
@@ -39,11 +42,15 @@ async def reingest(services: Services, tenant_id: str, path: str, kb: str) -> No
         log.exception("scheduled ingestion of %s failed", path, extra={"tenant": tenant_id})
 
 
-def sync_ingest_jobs(scheduler: AsyncIOScheduler, services: Services) -> set[str]:
+IngestJob = Callable[[str, str, str], Awaitable[None]]
+
+
+def sync_ingest_jobs(scheduler: AsyncIOScheduler, tenants: TenantRegistry,
+                     job: IngestJob) -> set[str]:
     """Add, replace or remove ingestion jobs so they match the tenant files."""
     wanted: dict[str, tuple[str, str, str, str]] = {}
-    for tenant_id in services.tenants.tenant_ids():
-        for source in services.tenants.get(tenant_id).knowledge.sources:
+    for tenant_id in tenants.tenant_ids():
+        for source in tenants.get(tenant_id).knowledge.sources:
             if source.schedule:
                 job_id = f"ingest:{tenant_id}:{source.kb}:{source.path}"
                 wanted[job_id] = (tenant_id, source.path, source.kb, source.schedule)
@@ -51,11 +58,11 @@ def sync_ingest_jobs(scheduler: AsyncIOScheduler, services: Services) -> set[str
     for job_id in set(current) - set(wanted):
         scheduler.remove_job(job_id)
     for job_id, (tenant_id, path, kb, schedule) in wanted.items():
-        job = current.get(job_id)
-        if job is not None and job.name == schedule:
+        existing = current.get(job_id)
+        if existing is not None and existing.name == schedule:
             continue
-        scheduler.add_job(reingest, CronTrigger.from_crontab(schedule, timezone="UTC"),
-                          args=[services, tenant_id, path, kb], id=job_id, name=schedule,
+        scheduler.add_job(job, CronTrigger.from_crontab(schedule, timezone="UTC"),
+                          args=[tenant_id, path, kb], id=job_id, name=schedule,
                           replace_existing=True, max_instances=1, coalesce=True)
     return set(wanted)
 
@@ -66,9 +73,10 @@ async def run_scheduler(settings: Settings) -> int:
         scheduler.add_job(purge_expired_messages, "interval", minutes=15, args=[services],
                           id="retention", next_run_time=datetime.now(UTC),
                           max_instances=1, coalesce=True)
-        sync_ingest_jobs(scheduler, services)
+        job = functools.partial(reingest, services)
+        sync_ingest_jobs(scheduler, services.tenants, job)
         scheduler.add_job(sync_ingest_jobs, "interval", seconds=30,
-                          args=[scheduler, services], id="sync-schedules")
+                          args=[scheduler, services.tenants, job], id="sync-schedules")
         scheduler.start()
         log.info("scheduler running: %s", ", ".join(j.id for j in scheduler.get_jobs()))
         stop = asyncio.Event()

@@ -115,7 +115,8 @@ async def make_engine(mongo: MongoConnection, state: SharedState
 
     async def build(*configs: TenantConfig, answerer: Answerer | None = None,
                     settings: EngineSettings | None = None,
-                    database: MongoConnection | None = None) -> EngineKit:
+                    database: MongoConnection | None = None,
+                    knowledge: Any = None) -> EngineKit:
         db = database or mongo
         mongo_sessions = MongoSessionStore(db.db)
         audit = MongoAuditLog(db.db)
@@ -129,8 +130,11 @@ async def make_engine(mongo: MongoConnection, state: SharedState
         answerers.append(chosen)
         deps = EngineDeps(tenants=TenantRegistry.from_configs(*configs), state=state,
                           sessions=sessions, usage=usage, audit=audit, answerer=chosen,
-                          retriever=NoKnowledge(), commands=builtin_commands(),
-                          settings=settings or EngineSettings(lock_wait_s=10))
+                          retriever=knowledge.retriever if knowledge else NoKnowledge(),
+                          commands=builtin_commands(),
+                          settings=settings or EngineSettings(lock_wait_s=10),
+                          answer_cache=knowledge.answers if knowledge else None,
+                          knowledge=knowledge)
         return EngineKit(Engine(deps), deps, db)
 
     yield build
@@ -143,3 +147,26 @@ async def make_engine(mongo: MongoConnection, state: SharedState
 @pytest.fixture
 def openai_answerer(llm: FakeOpenAI) -> Callable[[], OpenAIAnswerer]:
     return lambda: OpenAIAnswerer("sk-test-not-a-real-key", llm.url)
+
+
+@pytest.fixture(scope="session")
+def embedders() -> Any:
+    """One MiniLM embedder for the whole session (loading the model takes a second)."""
+    from core.knowledge.embedders import EmbedderRegistry
+    return EmbedderRegistry()
+
+
+@pytest.fixture
+async def knowledge(mongo: MongoConnection, embedders: Any, tmp_path: Any
+                    ) -> AsyncIterator[Any]:
+    """A knowledge service over an in-memory Qdrant, the real catalog and real embeddings."""
+    from core.knowledge.answer_cache import AnswerCache
+    from core.knowledge.index import QdrantIndex
+    from core.knowledge.service import KnowledgeService
+    from core.stores.mongo_documents import MongoCatalog
+    catalog = MongoCatalog(mongo.db)
+    await catalog.ensure_indexes()
+    service = KnowledgeService(QdrantIndex(), catalog, embedders,
+                               AnswerCache(MemoryState()), tmp_path)
+    yield service
+    await service.close()

@@ -46,11 +46,20 @@ def _ok(model: BaseModel, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+class ApiError(Exception):
+    def __init__(self, status: int, message: str,
+                 details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error under /api/ is JSON, including aiohttp's own (404, 405, 413)."""
     try:
         return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.message, exc.details)
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
@@ -93,13 +102,13 @@ class AdminApi:
             tenant = self._deps.tenants.get(tenant_id)
         except UnknownTenant:
             log.warning("admin API request for unknown tenant", extra={"tenant": tenant_id})
-            raise web.HTTPUnauthorized(reason="missing or wrong API key") from None
+            raise ApiError(401, "missing or wrong API key") from None
         expected = os.environ.get(tenant.api.key_env, "") if tenant.api.key_env else ""
         if not expected or not given or not hmac.compare_digest(given.encode(),
                                                                 expected.encode()):
             log.warning("admin API request refused: bad or missing key",
                         extra={"tenant": tenant_id})
-            raise web.HTTPUnauthorized(reason="missing or wrong API key")
+            raise ApiError(401, "missing or wrong API key")
         return tenant
 
     @staticmethod
@@ -107,16 +116,14 @@ class AdminApi:
         try:
             raw = await request.json()
         except json.JSONDecodeError as exc:
-            raise web.HTTPBadRequest(reason=f"malformed JSON: {exc.msg}") from None
+            raise ApiError(400, f"malformed JSON: {exc.msg}") from None
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
             details: list[dict[str, object]] = [
                 {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
                 for e in exc.errors(include_url=False)]
-            raise web.HTTPUnprocessableEntity(
-                text=json.dumps({"error": "invalid request body", "details": details}),
-                content_type="application/json") from None
+            raise ApiError(422, "invalid request body", details) from None
 
     async def list_documents(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)

@@ -44,6 +44,7 @@ class FakeOpenAI:
         self.requests.clear()
         self.delay_s = 0.0
         self.unknown_models.clear()
+        self.answer_prefix = "Answer to"
 
     def answer_for(self, body: dict[str, Any]) -> str:
         question = body["messages"][-1]["content"]

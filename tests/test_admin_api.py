@@ -1,0 +1,147 @@
+"""The admin REST API against a real `switchboard serve`, as an operator's script uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = {"acme": "acme-admin-key-123456", "globex": "globex-admin-key-654321"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("api")
+    tenants = home / "tenants"
+    tenants.mkdir()
+    for tenant_id in KEYS:
+        (tenants / f"{tenant_id}.toml").write_text(
+            f'id = "{tenant_id}"\nname = "{tenant_id.title()}"\n'
+            f'[api]\nkey_env = "{tenant_id.upper()}_API_KEY"\n')
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
+           "SWITCHBOARD_DATA_DIR": str(home / "var"), "HF_HUB_OFFLINE": "1",
+           **{f"{t.upper()}_API_KEY": k for t, k in KEYS.items()}}
+    process = subprocess.Popen([sys.executable, "-m", "bots", "serve", "--port", str(port)],
+                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(process.communicate()[1]) from None
+            time.sleep(0.1)
+    yield base
+    process.terminate()
+    process.communicate(timeout=30)
+
+
+def call(method: str, url: str, body: Any = None, key: str | None = None,
+         raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None
+                                        else None)
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            text = response.read().decode()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode()
+        return exc.code, json.loads(text) if text else None
+
+
+DOCS = {"documents": [
+    {"title": "Return policy", "source": "returns",
+     "text": "# Returns\n\nItems can be returned within 45 days with the receipt."},
+    {"title": "Loyalty programme", "source": "loyalty",
+     "text": "# Loyalty\n\nMembers earn one point per euro spent; 100 points give a voucher."},
+], "tags": ["policies"]}
+
+
+def test_documents_lifecycle_and_grounded_search(api: str) -> None:
+    base = f"{api}/api/v1/tenants/acme"
+    status, body = call("POST", f"{base}/documents", DOCS, KEYS["acme"])
+    assert status == 200 and body["summary"]["added"] == 2, body
+    status, again = call("POST", f"{base}/documents", DOCS, KEYS["acme"])
+    assert again["summary"]["unchanged"] == 2
+    status, listing = call("GET", f"{base}/documents", key=KEYS["acme"])
+    assert status == 200 and {d["source"] for d in listing["documents"]} == {
+        "inline:returns", "inline:loyalty"}
+    assert all(d["tags"] == ["policies"] for d in listing["documents"])
+    status, found = call("POST", f"{base}/search",
+                         {"query": "How many days do I have to return an item?"},
+                         KEYS["acme"])
+    assert status == 200 and "45 days" in found["answer"]
+    assert found["sources"][0]["source"] == "inline:returns" and found["confidence"] > 0
+    assert set(found) == {"answer", "sources", "confidence", "follow_ups"}
+    loyalty = next(d for d in listing["documents"] if d["source"] == "inline:loyalty")
+    assert call("DELETE", f"{base}/documents/{loyalty['doc_id']}", key=KEYS["acme"])[0] == 204
+    assert call("DELETE", f"{base}/documents/{loyalty['doc_id']}", key=KEYS["acme"])[0] == 404
+    status, after = call("POST", f"{base}/search", {"query": "loyalty points voucher"},
+                         KEYS["acme"])
+    assert all(s["source"] != "inline:loyalty" for s in after["sources"])
+
+
+def test_keys_are_per_tenant_and_unknown_tenants_look_the_same(api: str) -> None:
+    acme = f"{api}/api/v1/tenants/acme/documents"
+    assert call("GET", acme)[0] == 401
+    assert call("GET", acme, key="wrong")[0] == 401
+    assert call("GET", acme, key=KEYS["globex"])[0] == 401
+    status, body = call("GET", f"{api}/api/v1/tenants/nobody/documents", key=KEYS["acme"])
+    assert (status, body) == (401, {"error": "missing or wrong API key"})
+
+
+def test_another_tenant_cannot_reach_documents_even_with_crafted_filters(api: str) -> None:
+    call("POST", f"{api}/api/v1/tenants/acme/documents", DOCS, KEYS["acme"])
+    base = f"{api}/api/v1/tenants/globex"
+    status, body = call("POST", f"{base}/search", {
+        "query": "return within 45 days", "filters": {"sources": ["inline:returns"]}},
+        KEYS["globex"])
+    assert status == 200 and body["sources"] == []
+    status, body = call("POST", f"{base}/search", {
+        "query": "returns", "filters": {"tenant": "acme"}}, KEYS["globex"])
+    assert status == 422 and body["details"][0]["field"] == "filters.tenant"
+    assert call("GET", f"{base}/documents", key=KEYS["globex"])[1] == {"documents": []}
+
+
+def test_bad_bodies_get_clear_errors(api: str) -> None:
+    base = f"{api}/api/v1/tenants/acme"
+    status, body = call("POST", f"{base}/search", raw=b"{not json", key=KEYS["acme"])
+    assert status == 400 and body["error"].startswith("malformed JSON")
+    status, body = call("POST", f"{base}/documents", {}, KEYS["acme"])
+    assert status == 422 and "at least one" in body["details"][0]["problem"]
+    status, body = call("POST", f"{base}/documents", raw=b"x" * (2 << 20), key=KEYS["acme"])
+    assert status == 413 and body == {"error": "request body too large"}
+    status, body = call("POST", f"{base}/documents", {"urls": ["http://127.0.0.1:1/x"]},
+                        KEYS["acme"])
+    assert status == 200 and body["outcomes"][0]["status"] == "failed"
+    assert "refused" in body["outcomes"][0]["reason"]
+
+
+def test_openapi_document_describes_the_routes(api: str) -> None:
+    status, spec = call("GET", f"{api}/api/v1/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.1")
+    assert set(spec["paths"]) == {"/api/v1/tenants/{tenant}/documents",
+                                  "/api/v1/tenants/{tenant}/documents/{doc_id}",
+                                  "/api/v1/tenants/{tenant}/search"}
+    assert {"SearchRequest", "SearchResponse", "IngestRequest"} <= set(
+        spec["components"]["schemas"])
