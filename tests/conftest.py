@@ -166,7 +166,9 @@ async def knowledge(mongo: MongoConnection, embedders: Any, tmp_path: Any
     from core.stores.mongo_documents import MongoCatalog
     catalog = MongoCatalog(mongo.db)
     await catalog.ensure_indexes()
-    service = KnowledgeService(QdrantIndex(), catalog, embedders,
-                               AnswerCache(MemoryState()), tmp_path)
+    index = QdrantIndex(url=os.environ.get("QDRANT_URL", ""),
+                        api_key=os.environ.get("QDRANT_API_KEY", ""),
+                        namespace=f"t{uuid.uuid4().hex[:10]}")
+    service = KnowledgeService(index, catalog, embedders, AnswerCache(MemoryState()), tmp_path)
     yield service
     await service.close()

@@ -74,3 +74,28 @@ def start_mongo_wire() -> ServerProcess:
     _wait_for_port(port, process, "nx-27017")
     return ServerProcess(process, f"mongodb://127.0.0.1:{port}/?directConnection=true",
                          workdir)
+
+
+def start_switchboard(env: dict[str, str], cwd: Path, log: Path, timeout_s: float = 60.0
+                      ) -> tuple[str, subprocess.Popen[str]]:
+    """`switchboard serve` on an ephemeral port, logging to ``log`` (never a pipe that
+    could fill up and stall the server); returns its base URL once /healthz answers."""
+    import urllib.request
+
+    port = free_port()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bots", "serve", "--port", str(port)], env=env, cwd=cwd,
+            text=True, stdout=subprocess.DEVNULL, stderr=sink)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            return base, process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.1)

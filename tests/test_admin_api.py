@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import start_switchboard
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"acme": "acme-admin-key-123456", "globex": "globex-admin-key-654321"}
@@ -29,24 +26,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         (tenants / f"{tenant_id}.toml").write_text(
             f'id = "{tenant_id}"\nname = "{tenant_id.title()}"\n'
             f'[api]\nkey_env = "{tenant_id.upper()}_API_KEY"\n')
-    port = free_port()
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "HF_HUB_OFFLINE": "1",
            **{f"{t.upper()}_API_KEY": k for t, k in KEYS.items()}}
-    process = subprocess.Popen([sys.executable, "-m", "bots", "serve", "--port", str(port)],
-                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(process.communicate()[1]) from None
-            time.sleep(0.1)
+    base, process = start_switchboard(env, ROOT, home / "serve.log")
     yield base
     process.terminate()
     process.communicate(timeout=30)

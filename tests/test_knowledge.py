@@ -16,6 +16,10 @@ ACME = tenant("acme", knowledge={"chunk_tokens": 120, "chunk_overlap": 20})
 GLOBEX = tenant("globex")
 
 
+def ALIAS(knowledge: KnowledgeService) -> str:
+    return knowledge.index.alias("acme", "default")
+
+
 async def ingest_corpus(knowledge: KnowledgeService, config: TenantConfig = ACME,
                         **kwargs: Any) -> Any:
     folder = knowledge.root / "kb"
@@ -53,7 +57,7 @@ async def test_metadata_survives_the_pipeline(knowledge: KnowledgeService) -> No
     refund = (await top(knowledge, "refund processing time card"))[0]
     assert refund.headings == ("Refund policy", "Processing time")
     client = await knowledge.index.client()
-    points, _ = await client.scroll("sb_acme_default", limit=100, with_payload=True)
+    points, _ = await client.scroll(ALIAS(knowledge), limit=100, with_payload=True)
     payload = next(p.payload for p in points if p.payload["source"] == "kb/shipping.html")
     assert payload["title"] == "Shipping guide" and "alert" not in payload["text"]
     assert len(payload["content_hash"]) == 32 and payload["ingested_at"].startswith("20")
@@ -63,11 +67,11 @@ async def test_metadata_survives_the_pipeline(knowledge: KnowledgeService) -> No
 async def test_reingesting_unchanged_sources_writes_nothing(
         knowledge: KnowledgeService) -> None:
     await ingest_corpus(knowledge)
-    before = await knowledge.index.count("sb_acme_default")
+    before = await knowledge.index.count(ALIAS(knowledge))
     records = {r.doc_id: r.ingested_at for r in await knowledge.catalog.list("acme")}
     report = await ingest_corpus(knowledge)
     assert report.count("unchanged") == 5 and not report.changed
-    assert await knowledge.index.count("sb_acme_default") == before
+    assert await knowledge.index.count(ALIAS(knowledge)) == before
     assert {r.doc_id: r.ingested_at for r in await knowledge.catalog.list("acme")} == records
 
 
@@ -82,7 +86,7 @@ async def test_changed_source_replaces_its_chunks(knowledge: KnowledgeService) -
     assert "Saturdays" in passages[0].text
     client = await knowledge.index.client()
     old_notes = next(r for r in old if r.source == "kb/notes.txt").chunk_ids
-    assert await client.retrieve("sb_acme_default", ids=old_notes) == []
+    assert await client.retrieve(ALIAS(knowledge), ids=old_notes) == []
 
 
 async def test_sync_removes_deleted_files_and_remove_drops_vectors(
@@ -160,7 +164,7 @@ async def test_nothing_relevant_means_no_passages(knowledge: KnowledgeService) -
 async def test_reindex_switches_while_queries_keep_working(
         knowledge: KnowledgeService) -> None:
     await ingest_corpus(knowledge)
-    old = await knowledge.index._physical("sb_acme_default")
+    old = await knowledge.index._physical(ALIAS(knowledge))
     failures: list[BaseException] = []
     answered = 0
 
@@ -183,7 +187,7 @@ async def test_reindex_switches_while_queries_keep_working(
     assert failures == [] and answered > 0
     assert report.count("added") == 5
     knowledge.index._aliases.clear()
-    assert await knowledge.index._physical("sb_acme_default") != old
+    assert await knowledge.index._physical(ALIAS(knowledge)) != old
     assert not await (await knowledge.index.client()).collection_exists(old)
 
 

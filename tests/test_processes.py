@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, start_switchboard
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,23 +65,9 @@ def test_interactive_chat_reads_lines_until_eof(tmp_path: Path) -> None:
 
 
 def start_serve(data_dir: Path, **env: str) -> tuple[str, subprocess.Popen[str]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bots", "serve", "--port", str(port)],
-        env=clean_env(data_dir, LOG_FORMAT="json", **env), cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(process.communicate()[1]) from None
-            time.sleep(0.1)
-    return base, process
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return start_switchboard(clean_env(data_dir, LOG_FORMAT="json", **env), ROOT,
+                             data_dir / "serve.log")
 
 
 @pytest.fixture
@@ -131,10 +116,28 @@ def test_serve_answers_health_readiness_metrics(
     assert status == 200 and "switchboard_messages_total" in metrics
     assert (data_dir / "mongo" / "server.json").exists()
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    stderr = (data_dir / "serve.log").read_text()
     assert process.returncode == 0
     assert not (data_dir / "mongo" / "server.json").exists()
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert any("in-process" in line["msg"] for line in lines)
     assert all({"ts", "level", "msg", "request_id", "tenant", "channel"} <= set(line)
                for line in lines)
+
+
+def test_ingest_command_reports_each_source(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "faq.md").write_text("# FAQ\n\nThe demo answers questions about Switchboard.\n")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 nothing else")
+    run = [sys.executable, "-m", "bots", "ingest", "--tenant", "demo", str(folder)]
+    first = subprocess.run(run, env=clean_env(tmp_path / "var"), capture_output=True,
+                           text=True, cwd=ROOT, timeout=120)
+    assert first.returncode == 1, first.stderr  # one file failed
+    assert "broken.pdf: not a readable PDF" in " ".join(first.stdout.split())
+    (folder / "broken.pdf").unlink()
+    second = subprocess.run(run, env=clean_env(tmp_path / "var"), capture_output=True,
+                            text=True, cwd=ROOT, timeout=120)
+    assert second.returncode == 0
+    assert "│     0 │         1 │        0 │       0 │      0 │" in second.stdout

@@ -26,6 +26,10 @@ class DocumentCatalog(Protocol):
 
     async def put(self, record: DocumentRecord) -> None: ...
 
+    async def put_many(self, records: list[DocumentRecord]) -> None:
+        """Store several records in one round trip."""
+        ...
+
     async def delete(self, tenant: str, kb: str, doc_id: str) -> None: ...
 
     async def list(self, tenant: str, kb: str | None = None) -> list[DocumentRecord]: ...
@@ -50,6 +54,10 @@ class MemoryCatalog:
 
     async def put(self, record: DocumentRecord) -> None:
         self._docs[(record.tenant, record.kb, record.doc_id)] = replace(record)
+
+    async def put_many(self, records: list[DocumentRecord]) -> None:
+        for record in records:
+            await self.put(record)
 
     async def delete(self, tenant: str, kb: str, doc_id: str) -> None:
         self._docs.pop((tenant, kb, doc_id), None)

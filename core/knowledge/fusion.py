@@ -37,7 +37,7 @@ def _z(values: np.ndarray) -> np.ndarray:
 def fuse(dense: list[Hit], sparse: list[Hit], query: np.ndarray, alpha: float,
          mode: str = "hybrid") -> list[Fused]:
     if mode == "dense" or not sparse:
-        return [Fused(h.chunk_id, h.score, h.score, h.payload) for h in dense]
+        return [Fused(h.chunk_id, h.score, _cosine(h, query), h.payload) for h in dense]
     if mode == "sparse":
         return [Fused(h.chunk_id, h.score, _cosine(h, query), h.payload) for h in sparse]
     payloads: dict[str, dict[str, Any]] = {}
@@ -45,7 +45,7 @@ def fuse(dense: list[Hit], sparse: list[Hit], query: np.ndarray, alpha: float,
     sparse_scores: dict[str, float] = {}
     for hit in dense:
         payloads[hit.chunk_id] = hit.payload
-        dense_scores[hit.chunk_id] = hit.score
+        dense_scores[hit.chunk_id] = _cosine(hit, query)
     for hit in sparse:
         payloads.setdefault(hit.chunk_id, hit.payload)
         sparse_scores[hit.chunk_id] = hit.score
@@ -60,6 +60,8 @@ def fuse(dense: list[Hit], sparse: list[Hit], query: np.ndarray, alpha: float,
 
 
 def _cosine(hit: Hit, query: np.ndarray) -> float:
+    if hit.cosine is not None:
+        return hit.cosine
     if hit.dense is None:
-        return 0.0
+        return hit.score
     return float(np.dot(np.asarray(hit.dense, dtype=np.float32), query))

@@ -19,7 +19,7 @@ import numpy as np
 from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 
-from core.knowledge.local_sparse import LocalSparseIndex
+from core.knowledge.local_search import LocalSearchIndex
 from core.knowledge.sparse import SparseVector
 
 DENSE = "dense"
@@ -35,10 +35,14 @@ class KnowledgeIndexError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    """A candidate. ``payload`` may be empty (local mode fills it for final hits only);
+    ``cosine`` is the dense similarity when known without the vector."""
+
     chunk_id: str
     score: float
     payload: dict[str, Any]
     dense: list[float] | None = None
+    cosine: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +51,6 @@ class IndexPoint:
     dense: np.ndarray
     sparse: SparseVector
     payload: dict[str, Any]
-
-
-def alias_name(tenant: str, kb: str) -> str:
-    return f"sb_{tenant}_{kb}"
 
 
 def build_filter(sources: list[str] | None, tags: list[str] | None) -> qm.Filter | None:
@@ -64,12 +64,13 @@ def build_filter(sources: list[str] | None, tags: list[str] | None) -> qm.Filter
 
 class QdrantIndex:
     def __init__(self, *, url: str = "", api_key: str = "", path: Path | None = None,
-                 timeout_s: int = 10) -> None:
+                 timeout_s: int = 10, namespace: str = "sb") -> None:
         self._url, self._api_key, self._path, self._timeout = url, api_key, path, timeout_s
         self._client: AsyncQdrantClient | None = None
         self._open_lock = asyncio.Lock()
         self.server_mode = bool(url)
-        self._local_sparse = LocalSparseIndex()
+        self._namespace = namespace
+        self._local = LocalSearchIndex()
         self._aliases: dict[str, str] = {}
         self.description = (f"Qdrant at {url}" if url else
                             f"Qdrant local mode, data in {path or 'memory'}")
@@ -107,15 +108,24 @@ class QdrantIndex:
         except Exception as exc:
             raise KnowledgeIndexError(f"Qdrant {what} failed: {exc}") from exc
 
+    def alias(self, tenant: str, kb: str) -> str:
+        """The stable name every read and write of this knowledge base goes through."""
+        return f"{self._namespace}_{tenant}_{kb}"
+
     async def exists(self, alias: str) -> bool:
+        """Whether the alias exists; a positive answer is remembered (aliases only move)."""
+        if alias in self._aliases:
+            return True
         client = await self.client()
         aliases = await self._call("get_aliases", client.get_aliases())
-        return any(a.alias_name == alias for a in aliases.aliases)
+        self._aliases.update({a.alias_name: a.collection_name for a in aliases.aliases})
+        return alias in self._aliases
 
     async def create(self, tenant: str, kb: str, dimension: int) -> str:
         """A new physical collection for this knowledge base (not yet behind the alias)."""
         client = await self.client()
-        name = f"{alias_name(tenant, kb)}_{time.strftime('%Y%m%d%H%M%S')}_{time.time_ns() % 10**6}"
+        stamp = f"{time.strftime('%Y%m%d%H%M%S')}_{time.time_ns() % 10**6}"
+        name = f"{self.alias(tenant, kb)}_{stamp}"
         await self._call("create_collection", client.create_collection(
             name, vectors_config={DENSE: qm.VectorParams(size=dimension,
                                                          distance=qm.Distance.COSINE)},
@@ -139,13 +149,13 @@ class QdrantIndex:
             collection_name=collection, alias_name=alias)))
         await self._call("update_aliases", client.update_collection_aliases(
             change_aliases_operations=operations))
-        self._aliases.pop(alias, None)
+        self._aliases[alias] = collection
         return old
 
     async def drop(self, collection: str) -> None:
         client = await self.client()
         await self._call("delete_collection", client.delete_collection(collection))
-        self._local_sparse.invalidate(collection)
+        self._local.invalidate(collection)
 
     async def dimension(self, alias: str) -> int:
         client = await self.client()
@@ -170,7 +180,7 @@ class QdrantIndex:
         if operations:
             await self._call("write", client.batch_update_points(
                 collection, update_operations=operations, wait=True))
-            self._local_sparse.invalidate(await self._physical(collection))
+            self._local.invalidate(await self._physical(collection))
 
     async def _physical(self, name: str) -> str:
         """The collection behind an alias (or the name itself when it is a collection)."""
@@ -192,19 +202,10 @@ class QdrantIndex:
         dense_request = qm.QueryRequest(query=dense.tolist(), using=DENSE, limit=limit,
                                         filter=flt, with_payload=True)
         if not self.server_mode:
-            result = await self._call("query", client.query_points(
-                alias, query=dense_request.query, using=DENSE, limit=limit, query_filter=flt,
-                with_payload=True))
-            dense_hits = _hits(result.points)
-            ranked = await self._call("sparse search", self._local_sparse.search(
-                client, await self._physical(alias), sparse, limit, sources, tags))
-            if not ranked:
-                return dense_hits, []
-            points = await self._call("retrieve", client.retrieve(
-                alias, ids=[i for i, _ in ranked], with_payload=True, with_vectors=[DENSE]))
-            by_id = {str(p.id): p for p in points}
-            return dense_hits, [Hit(i, score, by_id[i].payload or {}, _dense(by_id[i].vector))
-                                for i, score in ranked if i in by_id]
+            local_dense, local_sparse = await self._call("search", self._local.search(
+                client, await self._physical(alias), dense, sparse, limit, sources, tags))
+            return ([Hit(h.chunk_id, h.score, {}, cosine=h.cosine) for h in local_dense],
+                    [Hit(h.chunk_id, h.score, {}, cosine=h.cosine) for h in local_sparse])
         requests = [dense_request]
         if sparse.indices:
             requests.append(qm.QueryRequest(
@@ -214,6 +215,15 @@ class QdrantIndex:
         results = await self._call("query", client.query_batch_points(alias,
                                                                       requests=requests))
         return _hits(results[0].points), _hits(results[1].points) if len(results) > 1 else []
+
+    async def payloads(self, alias: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Payloads of the given chunks (for hits that came back without one)."""
+        if not ids:
+            return {}
+        client = await self.client()
+        points = await self._call("retrieve", client.retrieve(alias, ids=ids,
+                                                              with_payload=True))
+        return {str(p.id): p.payload or {} for p in points}
 
     async def count(self, alias: str) -> int:
         client = await self.client()

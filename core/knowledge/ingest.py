@@ -25,7 +25,7 @@ from core.knowledge.catalog import DocumentCatalog, KnowledgeBaseInfo
 from core.knowledge.chunking import chunk_document
 from core.knowledge.embedders import Embedder
 from core.knowledge.extract import ExtractionError, extract
-from core.knowledge.index import IndexPoint, QdrantIndex, alias_name
+from core.knowledge.index import IndexPoint, QdrantIndex
 from core.knowledge.models import Chunk, DocumentRecord, SourceDocument, document_id
 from core.knowledge.sources import SourceFailure, expand
 from core.knowledge.sparse import encode_document
@@ -101,7 +101,7 @@ class Ingestor:
         """The alias of the tenant's knowledge base, created on first use."""
         embedder = self.embedder_for(tenant)
         info = await self.catalog.kb_info(tenant.id, kb)
-        alias = alias_name(tenant.id, kb)
+        alias = self.index.alias(tenant.id, kb)
         if info is not None and (info.embedder, info.dimension) != (embedder.name,
                                                                     embedder.dimension):
             raise EmbedderMismatch(
@@ -175,7 +175,7 @@ class Ingestor:
             for record in known:
                 if record.doc_id not in fresh:
                     await self.catalog.delete(tenant.id, kb, record.doc_id)
-            old = await self.index.point_alias(alias_name(tenant.id, kb), collection)
+            old = await self.index.point_alias(self.index.alias(tenant.id, kb), collection)
             await self.catalog.set_kb_info(KnowledgeBaseInfo(tenant.id, kb, embedder.name,
                                                              embedder.dimension))
             if old is not None:
@@ -188,7 +188,7 @@ class Ingestor:
         record = await self.catalog.get(tenant.id, kb, doc_id)
         if record is None:
             return False
-        await self.index.write(alias_name(tenant.id, kb), [], record.chunk_ids)
+        await self.index.write(self.index.alias(tenant.id, kb), [], record.chunk_ids)
         await self.catalog.delete(tenant.id, kb, doc_id)
         if self._on_change is not None:
             await self._on_change(tenant.id)
@@ -252,7 +252,7 @@ class Ingestor:
                 item = await to_write.get()
                 if item is not None:
                     pending.append(item)
-                if pending and (item is None or to_write.empty()
+                if pending and (item is None
                                 or sum(len(p.chunks) for p in pending) >= WRITE_BATCH):
                     await self._write(tenant, collection, pending, done)
                     pending = []
@@ -311,8 +311,8 @@ class Ingestor:
                     "ingested_at": record.ingested_at.isoformat()}))
             stale += prepared.stale_ids
         await self.index.write(collection, points, stale)
+        await self.catalog.put_many([p.record for p in batch])
         for prepared in batch:
-            await self.catalog.put(prepared.record)
             done(IngestOutcome(prepared.record.source, prepared.status, len(prepared.chunks),
                                doc_id=prepared.record.doc_id))
 

@@ -15,7 +15,7 @@ from core.knowledge.base import HistoryTurn, Passage, SearchFilters
 from core.knowledge.catalog import DocumentCatalog
 from core.knowledge.embedders import Embedder
 from core.knowledge.fusion import Fused, fuse
-from core.knowledge.index import QdrantIndex, alias_name, build_filter
+from core.knowledge.index import QdrantIndex, build_filter
 from core.knowledge.rewrite import rewrite_query
 from core.knowledge.sparse import encode_query
 from core.sessions.history import estimate_tokens
@@ -73,7 +73,7 @@ class KnowledgeRetriever:
                      top_k: int | None = None, threshold: float | None = None,
                      budget_tokens: int | None = None) -> list[Passage]:
         settings = tenant.knowledge
-        alias = alias_name(tenant.id, self._kb)
+        alias = self.index.alias(tenant.id, self._kb)
         if not await self.index.exists(alias):
             return []
         embedder = self._embedder_for(tenant)
@@ -89,8 +89,14 @@ class KnowledgeRetriever:
         fused = fuse(dense, sparse if mode != "dense" else [], vector,
                      settings.hybrid_alpha, mode)
         floor = settings.score_threshold if threshold is None else threshold
-        passages = [_passage(f) for f in fused if f.similarity >= floor]
-        passages = await self._reranker.rerank(text, passages[:max(k * 4, k)])
+        kept = [f for f in fused if f.similarity >= floor][:k * 4]
+        missing = [f.chunk_id for f in kept if not f.payload]
+        if missing:
+            found = await self.index.payloads(alias, missing)
+            kept = [f if f.payload else Fused(f.chunk_id, f.score, f.similarity,
+                                              found.get(f.chunk_id, {}))
+                    for f in kept if f.payload or f.chunk_id in found]
+        passages = await self._reranker.rerank(text, [_passage(f) for f in kept])
         return _within_budget(passages[:k], budget_tokens or settings.context_tokens)
 
     async def ping(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from core.knowledge.catalog import KnowledgeBaseInfo
@@ -38,6 +38,13 @@ class MongoCatalog:
         await self._docs.replace_one({"_id": _id(record.tenant, record.kb, record.doc_id)},
                                      {"_id": _id(record.tenant, record.kb, record.doc_id),
                                       **asdict(record)}, upsert=True)
+
+    async def put_many(self, records: list[DocumentRecord]) -> None:
+        if records:
+            await self._docs.bulk_write([
+                ReplaceOne({"_id": _id(r.tenant, r.kb, r.doc_id)},
+                           {"_id": _id(r.tenant, r.kb, r.doc_id), **asdict(r)}, upsert=True)
+                for r in records], ordered=False)
 
     async def delete(self, tenant: str, kb: str, doc_id: str) -> None:
         await self._docs.delete_one({"_id": _id(tenant, kb, doc_id)})

@@ -9,7 +9,9 @@ The answer echoes the question, so tests can tell turns apart without a real mod
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -45,6 +47,27 @@ class FakeOpenAI:
         self.delay_s = 0.0
         self.unknown_models.clear()
         self.answer_prefix = "Answer to"
+
+    embedding_dimension: int = 8
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """Deterministic vectors from the text's bytes; base64 float32 when asked."""
+        body = await request.json()
+        self.requests.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for index, text in enumerate(inputs):
+            vector = [0.0] * self.embedding_dimension
+            for position, byte in enumerate(str(text).lower().encode()):
+                vector[(byte + position) % self.embedding_dimension] += 1.0
+            if body.get("encoding_format") == "base64":
+                encoded: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            else:
+                encoded = vector
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(len(str(t).split()) for t in inputs)
+        return web.json_response({"object": "list", "data": data, "model": body["model"],
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def answer_for(self, body: dict[str, Any]) -> str:
         question = body["messages"][-1]["content"]
@@ -130,6 +153,7 @@ async def start_fake_openai(fake: FakeOpenAI, host: str = "127.0.0.1"
                             ) -> tuple[FakeOpenAI, web.AppRunner]:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.chat)
+    app.router.add_post("/v1/embeddings", fake.embeddings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
