@@ -67,13 +67,15 @@ def choose_answerer(settings: Settings) -> Answerer:
     return ExtractiveAnswerer()
 
 
-def open_knowledge(settings: Settings, mongo: MongoConnection, state: SharedState
-                   ) -> KnowledgeService:
+async def open_knowledge(settings: Settings, mongo: MongoConnection, state: SharedState
+                         ) -> KnowledgeService:
     index = QdrantIndex(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
                         path=None if settings.qdrant_url else settings.data_dir / "qdrant")
     embedders = EmbedderRegistry(settings.openai_api_key, settings.openai_base_url)
-    return KnowledgeService(index, MongoCatalog(mongo.db), embedders, AnswerCache(state),
-                            settings.tenants_dir.resolve().parent)
+    catalog = MongoCatalog(mongo.db)
+    await catalog.ensure_indexes()
+    root = await asyncio.to_thread(lambda: settings.tenants_dir.resolve().parent)
+    return KnowledgeService(index, catalog, embedders, AnswerCache(state), root)
 
 
 async def _initial_ingest(services: Services) -> None:
@@ -130,9 +132,7 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
 
         answerer = choose_answerer(settings)
         stack.push_async_callback(answerer.close)
-        catalog_indexes = MongoCatalog(mongo.db)
-        await catalog_indexes.ensure_indexes()
-        knowledge = open_knowledge(settings, mongo, state)
+        knowledge = await open_knowledge(settings, mongo, state)
         stack.push_async_callback(knowledge.close)
         retriever: Retriever = knowledge.retriever
 
