@@ -93,16 +93,16 @@ async def test_concurrent_messages_in_one_thread_are_answered_in_order(
     kit: EngineKit = await make_engine(tenant("acme"), answerer=openai_answerer())
     channel = MemoryChannel(kit.engine, "acme")
     tasks = []
-    for n in range(5):
+    for n in range(8):
         tasks.append(asyncio.create_task(channel.send(f"question {n}", thread="busy")))
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.001 * (n % 2))  # some arrive in the same loop tick
     await asyncio.gather(*tasks)
     asked = [r["messages"][-1]["content"] for r in llm.requests]
-    assert asked == [f"question {n}" for n in range(5)]
-    stored = await kit.sessions.recent(ConversationKey("acme", "memory", "busy"), 10)
+    assert asked == [f"question {n}" for n in range(8)]
+    stored = await kit.sessions.recent(ConversationKey("acme", "memory", "busy"), 20)
     assert [m.text for m in stored if m.role == "user"] == asked
     # each answer saw the previous turns: history grows by two messages per turn
-    assert [len(r["messages"]) for r in llm.requests] == [2, 4, 6, 8, 10]
+    assert [len(r["messages"]) for r in llm.requests] == [2, 4, 6, 8, 10, 12, 14, 16]
 
 
 async def test_llm_timeout_apologises_logs_and_keeps_the_message(

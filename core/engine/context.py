@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.engine.arrival import Place
 from core.messages import InboundMessage
 from core.replies import Reply, ReplySink
 from core.sessions.models import ConversationKey, StoredMessage, TurnUsage
@@ -41,6 +42,7 @@ class Turn:
     usage: TurnUsage = field(default_factory=TurnUsage)
     outcome: Outcome = "answered"
     stages: dict[str, float] = field(default_factory=dict)
+    place: Place | None = None
 
     def require_tenant(self) -> TenantConfig:
         assert self.tenant is not None, "resolve_tenant runs first"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.commands.audit import AuditLog
+from core.engine.arrival import ArrivalGate
 from core.commands.registry import CommandRegistry
 from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.base import Retriever
@@ -36,3 +37,4 @@ class EngineDeps:
     settings: EngineSettings = field(default_factory=EngineSettings)
     answer_cache: AnswerCache | None = None
     knowledge: KnowledgeService | None = None
+    arrivals: ArrivalGate = field(default_factory=ArrivalGate)

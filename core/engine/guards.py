@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from core.engine.context import Stop, Turn
@@ -28,6 +29,8 @@ async def resolve_tenant(turn: Turn, deps: EngineDeps) -> Stop | None:
         return Stop("unknown_tenant")
     turn.tenant = tenant
     turn.key = ConversationKey(tenant.id, message.channel, message.thread)
+    turn.place = deps.arrivals.arrive(turn.key.lock_key())
+    turn.exits.callback(turn.place.leave)
     tenant_var.set(tenant.id)
     if message.author.is_bot:
         return Stop("ignored")
@@ -69,10 +72,15 @@ async def hold_conversation(turn: Turn, deps: EngineDeps) -> Stop | None:
     lock = deps.state.conversation_lock(key.lock_key(), deps.settings.lock_wait_s,
                                         deps.settings.lock_lease_s)
     try:
+        if turn.place is not None:
+            await asyncio.wait_for(turn.place.wait(), deps.settings.lock_wait_s)
         await turn.exits.enter_async_context(lock)
-    except LockTimeout:
+    except (LockTimeout, TimeoutError):
         log.warning("conversation stayed busy for %.0fs", deps.settings.lock_wait_s)
         return Stop("busy", Reply(BUSY, kind="apology", ephemeral=True))
+    finally:
+        if turn.place is not None:
+            turn.place.leave()
     return None
 
 
