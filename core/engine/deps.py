@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.commands.audit import AuditLog
-from core.engine.arrival import ArrivalGate
 from core.commands.registry import CommandRegistry
+from core.engine.arrival import ArrivalGate
 from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.base import Retriever
 from core.knowledge.service import KnowledgeService
