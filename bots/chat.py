@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from adapters.terminal.channel import TerminalChannel
 from bots.bootstrap import open_services
 from bots.settings import Settings
+from core.knowledge.index import KnowledgeIndexError
 
 
 async def run_chat(settings: Settings, tenant: str, message: str | None, thread: str,
@@ -15,6 +18,11 @@ async def run_chat(settings: Settings, tenant: str, message: str | None, thread:
             print(f"No tenant {tenant!r} in {settings.tenants_dir} (loaded: {known}). "
                   "Run `switchboard tenants check` for problems.")
             return 2
+        try:
+            await services.knowledge.index.ping()
+        except KnowledgeIndexError as exc:
+            print(f"Note: answers from documents are unavailable in this process: {exc}. "
+                  "Commands still work.", file=sys.stderr)
         channel = TerminalChannel(services.engine, tenant, user=user, thread=thread)
         if message is not None:
             outcome = await channel.send(message)

@@ -103,3 +103,20 @@ async def test_sources_and_ingest_commands(make_engine: Build,
     assert "Could not ingest" in blocked.text and "refused" in blocked.text
     audit = await kit.deps.audit.recent("acme", 10)
     assert [(r.command, r.outcome) for r in audit] == [("ingest", "ok"), ("ingest", "refused")]
+
+
+async def test_unreachable_knowledge_store_gives_a_specific_apology(
+        make_engine: Build, knowledge: KnowledgeService, tmp_path: Any) -> None:
+    from core.knowledge.index import QdrantIndex
+    from core.knowledge.service import KnowledgeService as Service
+    await load(knowledge)
+    holder = QdrantIndex(path=tmp_path / "qdrant")
+    await holder.ping()  # another "process" holds the local store
+    blocked = Service(QdrantIndex(path=tmp_path / "qdrant"), knowledge.catalog,
+                      knowledge.embedders, None, knowledge.root)
+    kit: EngineKit = await make_engine(ACME, knowledge=blocked)
+    delivery = await MemoryChannel(kit.engine, "acme").send("How long do refunds take?")
+    await holder.close()
+    assert delivery.result.outcome == "error"
+    assert delivery.reply is not None and "can't reach this workspace's knowledge base" \
+        in delivery.text

@@ -9,6 +9,7 @@ from core.engine import grounding
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
 from core.knowledge.answer_cache import CachedAnswer
+from core.knowledge.index import KnowledgeIndexError
 from core.llm.base import AnswerRequest, AnswerUnavailable, ChatTurn
 from core.observability import metrics
 from core.replies import Reply, feedback_actions
@@ -19,6 +20,9 @@ log = logging.getLogger("switchboard.engine")
 
 APOLOGY = ("Sorry — I couldn't reach the language model just now, so I can't answer. "
            "Your message was saved; please try again in a minute.")
+NO_KNOWLEDGE_BASE = ("Sorry — I can't reach this workspace's knowledge base right now, so I "
+                     "can't answer from its documents. The problem was logged; please try "
+                     "again in a minute.")
 INTERRUPTED = "\n\n_(The answer was cut off by the model provider. Please ask again.)_"
 
 
@@ -60,9 +64,14 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
     refusal = await _budget_exhausted(turn, deps, tenant)
     if refusal is not None:
         return refusal
-    loaded = await deps.retriever.has_knowledge(tenant)
-    passages = await deps.retriever.search(
-        tenant, question, [(m.role, m.text) for m in history]) if loaded else []
+    try:
+        loaded = await deps.retriever.has_knowledge(tenant)
+        passages = await deps.retriever.search(
+            tenant, question, [(m.role, m.text) for m in history]) if loaded else []
+    except KnowledgeIndexError as exc:
+        turn.outcome = "error"
+        log.error("knowledge base unavailable: %s", exc)
+        return Reply(NO_KNOWLEDGE_BASE, kind="apology")
     request = AnswerRequest(
         system_prompt=tenant.persona.system_prompt, question=question,
         history=tuple(ChatTurn(m.role, m.text) for m in history),
