@@ -215,3 +215,17 @@ def test_docx_headings_become_heading_paths(tmp_path: Path) -> None:
     from core.knowledge.extract import extract
     document = extract("x.docx", make_docx("Manual", {"Install": "Run the installer."}))
     assert document.sections[0].headings == ("Manual", "Install")
+
+
+def test_chunks_never_exceed_what_the_embedder_reads(embedders: Any) -> None:
+    from core.knowledge.chunking import chunk_document
+    from core.knowledge.extract import extract
+    from core.knowledge.ingest import effective_chunk_tokens
+    embedder = embedders.for_tenant(ACME)
+    long_paragraph = " ".join(f"word{i} alpha beta" for i in range(600))
+    assert embedder.count_tokens(long_paragraph) > 1000  # counted, not truncated
+    document = extract("long.md", f"# Long\n\n{long_paragraph}\n".encode())
+    size = effective_chunk_tokens(tenant("acme"), embedder)
+    chunks = chunk_document("d", document, size, 50, embedder.count_tokens)
+    assert len(chunks) > 4
+    assert max(embedder.count_tokens(c.text) for c in chunks) <= size

@@ -38,11 +38,26 @@ def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[tuple[str, 
             if size <= max_tokens:
                 out.append((sentence, size))
                 continue
-            words = sentence.split()
-            step = max(1, len(words) * max_tokens // max(size, 1) - 1)
-            for start in range(0, len(words), step):
-                piece = " ".join(words[start:start + step])
-                out.append((piece, count(piece)))
+            out += _word_runs(sentence.split(), max_tokens, count, size)
+    return out
+
+
+def _word_runs(words: list[str], max_tokens: int, count: TokenCounter, size: int
+               ) -> list[tuple[str, int]]:
+    """Runs of whole words, each within ``max_tokens`` (estimated, then checked)."""
+    out: list[tuple[str, int]] = []
+    step = max(1, len(words) * max_tokens // max(size, 1))
+    start = 0
+    while start < len(words):
+        end = min(len(words), start + step)
+        piece = " ".join(words[start:end])
+        n = count(piece)
+        while n > max_tokens and end - start > 1:
+            end = start + max(1, (end - start) * max_tokens // n - 1)
+            piece = " ".join(words[start:end])
+            n = count(piece)
+        out.append((piece, n))
+        start = end
     return out
 
 

