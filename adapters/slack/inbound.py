@@ -1,0 +1,78 @@
+"""Slack event payloads → the engine's normalized message.
+
+The thread is the session: a top-level mention starts a thread under itself, a reply
+continues it. The platform message id is the message's own ``channel:ts``, not the
+event id: Slack sends one user message as both ``app_mention`` and ``message`` events
+(two event ids), and redelivers an event with the same ts — both must dedupe to one.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, NotRequired, TypedDict
+
+from core.messages import Attachment, Author, Binding, InboundMessage
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
+_IGNORED_SUBTYPES = frozenset({"bot_message", "message_changed", "message_deleted",
+                               "channel_join", "channel_leave", "channel_topic",
+                               "channel_purpose", "channel_name", "pinned_item",
+                               "thread_broadcast"})
+
+
+class SlackFile(TypedDict, total=False):
+    id: str
+    name: str
+    mimetype: str
+    size: int
+    url_private: str
+
+
+class SlackMessageEvent(TypedDict):
+    type: str
+    channel: str
+    ts: str
+    user: NotRequired[str]
+    text: NotRequired[str]
+    thread_ts: NotRequired[str]
+    channel_type: NotRequired[str]
+    subtype: NotRequired[str]
+    bot_id: NotRequired[str]
+    team: NotRequired[str]
+    files: NotRequired[list[SlackFile]]
+
+
+def thread_of(event: SlackMessageEvent) -> str:
+    return f"{event['channel']}:{event.get('thread_ts') or event['ts']}"
+
+
+def clean_text(text: str, bot_user_id: str) -> str:
+    """The question without the bot's own mention; other mentions stay readable."""
+    without_bot = text.replace(f"<@{bot_user_id}>", " ") if bot_user_id else text
+    return " ".join(without_bot.split())
+
+
+def mentions(text: str, user_id: str) -> bool:
+    return user_id in _MENTION.findall(text)
+
+
+def to_inbound(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:
+    """The normalized message, or None for events that are not user messages."""
+    event: SlackMessageEvent = body.get("event", {})
+    if event.get("type") not in ("app_mention", "message"):
+        return None
+    if event.get("bot_id") or event.get("subtype") in _IGNORED_SUBTYPES:
+        return None
+    user = event.get("user", "")
+    if not user or user == bot_user_id:
+        return None
+    team = body.get("team_id") or event.get("team", "")
+    files = tuple(Attachment(name=f.get("name", ""), url=f.get("url_private", ""),
+                             content_type=f.get("mimetype", ""), size=f.get("size", 0))
+                  for f in event.get("files", []))
+    return InboundMessage(
+        binding=Binding("slack", team), thread=thread_of(event),
+        author=Author(user), text=clean_text(event.get("text", ""), bot_user_id),
+        platform_message_id=f"{event['channel']}:{event['ts']}", attachments=files,
+        received_at=datetime.fromtimestamp(float(event["ts"]), UTC))
