@@ -53,10 +53,13 @@ async def test_lock_serves_waiters_in_arrival_order(state: SharedState) -> None:
             order.append(n)
             await asyncio.sleep(0.01)
 
+    # Arrival means reaching the lock's server: open the connections first, so that no
+    # waiter is delayed by a TCP handshake its successor does not need.
+    await asyncio.gather(*(state.ping() for _ in range(8)))
     tasks = []
     for n in range(8):
         tasks.append(asyncio.create_task(worker(n)))
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
     await asyncio.gather(*tasks)
     assert order == list(range(8))
 
