@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from adapters.slack.inbound import to_inbound
 from adapters.slack.render import SECTION_LIMIT, render, split_text, to_mrkdwn
@@ -12,8 +13,9 @@ from core.replies import Citation, Reply, feedback_actions
 PAYLOADS = Path(__file__).parent / "payloads"
 
 
-def payload(name: str) -> dict[str, object]:
-    return json.loads((PAYLOADS / f"{name}.json").read_text())
+def payload(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
+    return loaded
 
 
 def test_a_mention_starts_a_thread_under_itself() -> None:
@@ -35,7 +37,7 @@ def test_a_thread_reply_continues_the_thread_and_keeps_files() -> None:
 def test_the_same_message_as_mention_and_message_event_has_one_id() -> None:
     mention = payload("app_mention")
     plain = json.loads(json.dumps(mention))
-    plain["event"]["type"] = "message"  # type: ignore[index]
+    plain["event"]["type"] = "message"
     plain["event_id"] = "Ev0OTHER"
     a, b = to_inbound(mention, "U0BOT"), to_inbound(plain, "U0BOT")
     assert a is not None and b is not None
@@ -46,7 +48,7 @@ def test_bots_edits_and_own_messages_are_not_questions() -> None:
     for change in ({"bot_id": "B1"}, {"subtype": "message_changed"}, {"user": "U0BOT"},
                    {"type": "reaction_added"}):
         body = payload("app_mention")
-        body["event"].update(change)  # type: ignore[attr-defined]
+        body["event"].update(change)
         assert to_inbound(body, "U0BOT") is None
 
 

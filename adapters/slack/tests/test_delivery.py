@@ -1,0 +1,85 @@
+"""Replies reach a Slack thread through the real slack_sdk client and a local Web API."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.slack.delivery import SlackThreadSink, web_client
+from core.replies import Citation, Reply, feedback_actions
+from tests.fakes.slack_api import FakeSlack, start_fake_slack
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    runner = await start_fake_slack(fake)
+    yield fake
+    await runner.cleanup()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sink(slack: FakeSlack, clock: Clock | None = None) -> SlackThreadSink:
+    return SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+                           "1763769600.000100", "U0ALICE", min_interval_s=1.0,
+                           clock=clock or time.monotonic)
+
+
+async def test_streamed_answer_updates_a_placeholder_at_most_once_a_second(
+        slack: FakeSlack) -> None:
+    clock = Clock()
+    out = sink(slack, clock)
+    for n, piece in enumerate(["Refunds ", "take ", "five ", "business ", "days."]):
+        clock.now = n * 0.4
+        await out.delta(piece)
+    reply = Reply("Refunds take five business days [1].", turn_id="t1",
+                  citations=(Citation(1, "Refunds", "refunds.md", "https://acme.example/r"),),
+                  actions=feedback_actions("t1"))
+    await out.finish(reply)
+    posts, updates = slack.of("chat.postMessage"), slack.of("chat.update")
+    assert len(posts) == 1 and posts[0].payload["thread_ts"] == "1763769600.000100"
+    assert posts[0].token == "xoxb-acme"
+    assert [u.payload["text"] for u in updates[:-1]] == ["Refunds take five business ▍"]
+    final = updates[-1].payload
+    assert final["ts"] == out.posted[0] and final["text"].startswith("Refunds take five")
+    assert [b["type"] for b in final["blocks"]] == ["section", "context", "actions"]
+
+
+async def test_long_answers_continue_in_further_thread_messages(slack: FakeSlack) -> None:
+    out = sink(slack)
+    await out.finish(Reply("\n\n".join("para " + "z" * 2500 for _ in range(60))))
+    posts = slack.of("chat.postMessage")
+    assert len(posts) == 2 and all(p.payload["thread_ts"] == "1763769600.000100"
+                                   for p in posts)
+
+
+async def test_rate_limited_post_is_retried_after_retry_after(slack: FakeSlack) -> None:
+    slack.rate_limited["chat.postMessage"] = 1
+    started = time.monotonic()
+    await sink(slack).finish(Reply("hello"))
+    assert time.monotonic() - started >= 1.0
+    assert len(slack.of("chat.postMessage")) == 2
+
+
+async def test_ephemeral_replies_go_to_the_asker_only(slack: FakeSlack) -> None:
+    await sink(slack).finish(Reply("Only you can see this.", ephemeral=True))
+    [call] = slack.of("chat.postEphemeral")
+    assert call.payload["user"] == "U0ALICE" and slack.of("chat.postMessage") == []
+
+
+async def test_not_in_channel_is_logged_not_raised(slack: FakeSlack,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    slack.errors["chat.postMessage"] = "not_in_channel"
+    with caplog.at_level(logging.WARNING, logger="switchboard.slack"):
+        await sink(slack).finish(Reply("hello"))
+    assert "not_in_channel" in caplog.text

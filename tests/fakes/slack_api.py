@@ -1,0 +1,68 @@
+"""A local Slack Web API for the real ``slack_sdk`` client: records every call.
+
+Answers ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral`` and ``auth.test``
+as Slack does (``{"ok": true, ...}`` with a fresh ``ts``), and can inject a 429 with
+``Retry-After`` or an ``{"ok": false, "error": ...}`` for the next call of a method.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+
+@dataclass(slots=True)
+class Call:
+    method: str
+    token: str
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class FakeSlack:
+    calls: list[Call] = field(default_factory=list)
+    rate_limited: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        raw = await request.text()
+        if request.content_type == "application/json":
+            payload: dict[str, Any] = json.loads(raw or "{}")
+        else:
+            payload = dict(parse_qsl(raw))
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.calls.append(Call(method, token or str(payload.get("token", "")), payload))
+        if method in self.rate_limited:
+            retry_after = self.rate_limited.pop(method)
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(int(retry_after))})
+        if method in self.errors:
+            return web.json_response({"ok": False, "error": self.errors.pop(method)})
+        if method == "auth.test":
+            return web.json_response({"ok": True, "user_id": "U0BOT", "team_id": "T0ACME",
+                                      "bot_id": "B0BOT"})
+        ts = f"1763769999.{next(self._ts):06d}"
+        return web.json_response({"ok": True, "channel": payload.get("channel"),
+                                  "ts": payload.get("ts", ts), "message_ts": ts})
+
+
+async def start_fake_slack(fake: FakeSlack) -> web.AppRunner:
+    app = web.Application()
+    app.router.add_post("/api/{method}", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    fake.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/api/"  # type: ignore[union-attr]
+    return runner
