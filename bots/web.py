@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from adapters.admin_api.routes import AdminApi
+from adapters.slack.app import SlackAdapter
+from adapters.slack.app import mount as mount_slack
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 
@@ -81,10 +84,15 @@ def build_app(settings: Settings) -> web.Application:
         async with open_services(settings, watch_tenants=True,
                                  initial_ingest="background") as services:
             app[SERVICES] = services
+            secret = os.environ.get("SLACK_SIGNING_SECRET", "")
+            slack[0] = SlackAdapter(services.engine, services.tenants, secret,
+                                    settings.slack_api_url) if secret else None
             yield
 
     app.cleanup_ctx.append(services_ctx)
     AdminApi(lambda: (app[SERVICES].engine.deps, app[SERVICES].knowledge)).register(app)
+    slack: list[SlackAdapter | None] = [None]
+    mount_slack(app, lambda: slack[0])
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

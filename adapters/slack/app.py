@@ -1,0 +1,118 @@
+"""The Slack app: slack-bolt's AsyncApp behind ``POST /slack/events``.
+
+Bolt verifies every request's signature (and its 5-minute replay window) before anything
+else, answers ``url_verification``, and acknowledges events before the listeners run, so
+Slack gets its 200 well inside 3 s. ``authorize`` is where a workspace becomes a tenant:
+the team id must be bound in a tenant file, whose bot token comes from the environment
+variable it names; an unknown team is refused and logged. Work in progress for issue 4:
+OAuth installs, slash commands, interactivity, edits and files come next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.delivery import SlackThreadSink, web_client
+from adapters.slack.inbound import mentions, to_inbound
+from core.engine import Engine
+from core.messages import Binding
+from core.sessions.models import ConversationKey
+from core.tenants.registry import TenantRegistry, UnknownTenant
+
+log = logging.getLogger("switchboard.slack")
+
+
+class SlackAdapter:
+    def __init__(self, engine: Engine, tenants: TenantRegistry, signing_secret: str,
+                 api_url: str) -> None:
+        self._engine = engine
+        self._tenants = tenants
+        self._api_url = api_url
+        self._bot_users: dict[str, tuple[str, str]] = {}
+
+        # Bolt injects arguments by parameter name, so it is given plain functions.
+        async def authorize(enterprise_id: str | None, team_id: str | None
+                            ) -> AuthorizeResult | None:
+            return await self._authorize(enterprise_id, team_id)
+
+        async def on_message(body: dict[str, Any], client: AsyncWebClient,
+                             context: dict[str, Any]) -> None:
+            await self._on_message(body, client, context)
+
+        self.app = AsyncApp(signing_secret=signing_secret,
+                            authorize=authorize,  # type: ignore[arg-type]  # None = refused
+                            client=web_client("", api_url), process_before_response=False,
+                            logger=logging.getLogger("switchboard.slack.bolt"))
+        self.app.event("app_mention")(on_message)
+        self.app.event("message")(on_message)
+
+    async def _authorize(self, enterprise_id: str | None, team_id: str | None
+                         ) -> AuthorizeResult | None:
+        try:
+            tenant = self._tenants.resolve(Binding("slack", team_id or ""))
+        except UnknownTenant:
+            log.warning("Slack event from a workspace bound to no tenant",
+                        extra={"team_id": team_id, "channel": "slack"})
+            return None
+        token = os.environ.get(tenant.slack.bot_token_env, "") \
+            if tenant.slack.bot_token_env else ""
+        if not token:
+            log.error("tenant has no Slack bot token (slack.bot_token_env)",
+                      extra={"tenant": tenant.id, "channel": "slack"})
+            return None
+        if token not in self._bot_users:
+            who = await web_client(token, self._api_url).auth_test()
+            self._bot_users[token] = (str(who["user_id"]), str(who.get("bot_id", "")))
+        user_id, bot_id = self._bot_users[token]
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token,
+                               bot_user_id=user_id, bot_id=bot_id)
+
+    async def _on_message(self, body: dict[str, Any], client: AsyncWebClient,
+                          context: dict[str, Any]) -> None:
+        bot_user = str(context.get("bot_user_id") or "")
+        message = to_inbound(body, bot_user)
+        if message is None:
+            return
+        event = body["event"]
+        if event["type"] == "message" and not await self._wants(event, message.thread,
+                                                                 bot_user, body):
+            return
+        sink = SlackThreadSink(client, event["channel"], event.get("thread_ts") or event["ts"],
+                               message.author.id)
+        await self._engine.handle(message, sink)
+
+    async def _wants(self, event: dict[str, Any], thread: str, bot_user: str,
+                     body: dict[str, Any]) -> bool:
+        """Plain messages count in DMs and in threads the bot already takes part in;
+        a mention elsewhere arrives as ``app_mention`` instead."""
+        if event.get("channel_type") == "im":
+            return True
+        if mentions(event.get("text", ""), bot_user) or not event.get("thread_ts"):
+            return False
+        try:
+            tenant = self._tenants.resolve(Binding("slack", str(body.get("team_id", ""))))
+        except UnknownTenant:
+            return False
+        key = ConversationKey(tenant.id, "slack", thread)
+        return bool(await self._engine.deps.sessions.recent(key, 1))
+
+
+def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None]) -> None:
+    async def events(request: web.Request) -> web.StreamResponse:
+        slack = adapter()
+        if slack is None:
+            return web.json_response({"error": "Slack is not configured: set "
+                                               "SLACK_SIGNING_SECRET"}, status=503)
+        response = await slack.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    app.router.add_post("/slack/events", events)

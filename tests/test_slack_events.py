@@ -1,0 +1,127 @@
+"""Signed Slack requests against a real `switchboard serve`; the Web API is a local fake."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes.slack_api import FakeSlack, start_fake_slack
+from tests.servers import start_switchboard
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "slack-signing-secret-for-tests"
+
+
+@pytest.fixture(scope="module")
+async def slack_fake() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    runner = await start_fake_slack(fake)
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def served(slack_fake: FakeSlack, tmp_path_factory: pytest.TempPathFactory
+           ) -> Any:
+    home = tmp_path_factory.mktemp("slack")
+    tenants = home / "tenants"
+    tenants.mkdir()
+    for tenant_id, team in (("acme", "T0ACME"), ("globex", "T0GLOBEX")):
+        (tenants / f"{tenant_id}.toml").write_text(
+            f'id = "{tenant_id}"\nname = "{tenant_id.title()}"\n[slack]\nteam_ids = ["{team}"]\n'
+            f'bot_token_env = "{tenant_id.upper()}_SLACK_BOT_TOKEN"\n')
+    env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
+           "SWITCHBOARD_DATA_DIR": str(home / "var"), "SLACK_SIGNING_SECRET": SECRET,
+           "SLACK_API_URL": slack_fake.url, "ACME_SLACK_BOT_TOKEN": "xoxb-acme",
+           "GLOBEX_SLACK_BOT_TOKEN": "xoxb-globex", "HF_HUB_OFFLINE": "1"}
+    base, process = start_switchboard(env, ROOT, home / "serve.log")
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def signed(body: dict[str, Any], *, secret: str = SECRET, age_s: int = 0,
+           retry: int | None = None) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    stamp = str(int(time.time()) - age_s)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + raw, hashlib.sha256)
+    headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
+               "X-Slack-Signature": f"v0={digest.hexdigest()}"}
+    if retry is not None:
+        headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"})
+    return raw, headers
+
+
+def mention(team: str, ts: str, text: str = "<@U0BOT> hello there") -> dict[str, Any]:
+    return {"type": "event_callback", "team_id": team, "event_id": f"Ev{ts}",
+            "event": {"type": "app_mention", "user": "U0ALICE", "text": text, "ts": ts,
+                      "channel": "C0GENERAL"}}
+
+
+async def post(base: str, raw: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{base}/slack/events", data=raw, headers=headers) as response:
+        return response.status, await response.text()
+
+
+async def replies(fake: FakeSlack, thread_ts: str, count: int, wait_s: float = 10.0
+                  ) -> list[Any]:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = [c for c in fake.of("chat.postMessage") if c.payload.get("thread_ts") == thread_ts]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    return [c for c in fake.of("chat.postMessage") if c.payload.get("thread_ts") == thread_ts]
+
+
+async def test_url_verification_echoes_the_challenge(served: str) -> None:
+    status, text = await post(served, *signed({"type": "url_verification",
+                                               "challenge": "abc123", "token": "x"}))
+    assert status == 200 and "abc123" in text
+
+
+async def test_a_mention_is_answered_in_its_thread(served: str, slack_fake: FakeSlack) -> None:
+    started = time.monotonic()
+    status, _ = await post(served, *signed(mention("T0ACME", "1763770000.000100")))
+    assert status == 200 and time.monotonic() - started < 3
+    [reply] = await replies(slack_fake, "1763770000.000100", 1)
+    assert reply.token == "xoxb-acme" and reply.payload["channel"] == "C0GENERAL"
+    assert "knowledge" in reply.payload["text"].lower()
+
+
+async def test_bad_signature_and_stale_timestamp_are_401(served: str,
+                                                         slack_fake: FakeSlack) -> None:
+    before = len(slack_fake.calls)
+    assert (await post(served, *signed(mention("T0ACME", "1763770001.1"),
+                                       secret="wrong")))[0] == 401
+    assert (await post(served, *signed(mention("T0ACME", "1763770001.2"),
+                                       age_s=600)))[0] == 401
+    await asyncio.sleep(0.5)
+    assert len(slack_fake.calls) == before
+
+
+async def test_retry_storm_gets_exactly_one_reply(served: str, slack_fake: FakeSlack) -> None:
+    body = mention("T0ACME", "1763770002.000100")
+    await asyncio.gather(*(post(served, *signed(body, retry=n or None)) for n in range(4)))
+    await replies(slack_fake, "1763770002.000100", 1)
+    await asyncio.sleep(1.0)
+    assert len(await replies(slack_fake, "1763770002.000100", 2, wait_s=0.1)) == 1
+
+
+async def test_unknown_team_is_ignored_and_tenants_use_their_own_tokens(
+        served: str, slack_fake: FakeSlack) -> None:
+    await post(served, *signed(mention("T0NOBODY", "1763770003.000100")))
+    await post(served, *signed(mention("T0GLOBEX", "1763770004.000100")))
+    [globex] = await replies(slack_fake, "1763770004.000100", 1)
+    assert globex.token == "xoxb-globex"
+    assert await replies(slack_fake, "1763770003.000100", 1, wait_s=0.5) == []
