@@ -125,3 +125,51 @@ async def test_unknown_team_is_ignored_and_tenants_use_their_own_tokens(
     [globex] = await replies(slack_fake, "1763770004.000100", 1)
     assert globex.token == "xoxb-globex"
     assert await replies(slack_fake, "1763770003.000100", 1, wait_s=0.5) == []
+
+
+def signed_form(fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    from urllib.parse import urlencode
+    raw = urlencode(fields).encode()
+    stamp = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{stamp}:".encode() + raw, hashlib.sha256)
+    return raw, {"Content-Type": "application/x-www-form-urlencoded",
+                 "X-Slack-Request-Timestamp": stamp,
+                 "X-Slack-Signature": f"v0={digest.hexdigest()}"}
+
+
+def command(fake: FakeSlack, text: str, user: str, trigger: str) -> dict[str, str]:
+    base = fake.url.removesuffix("/api/")
+    return {"command": "/switchboard", "text": text, "team_id": "T0ACME",
+            "channel_id": "C0GENERAL", "user_id": user, "trigger_id": trigger,
+            "response_url": f"{base}/responses/{trigger}"}
+
+
+async def responses_for(fake: FakeSlack, trigger: str, wait_s: float = 10.0) -> list[Any]:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = [r for r in fake.responses if r["path"].endswith(trigger)]
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    return []
+
+
+async def test_slash_command_is_acked_then_answered_privately(
+        served: str, slack_fake: FakeSlack) -> None:
+    started = time.monotonic()
+    status, text = await post(served, *signed_form(command(slack_fake, "help", "U0ALICE",
+                                                           "trig1")))
+    assert status == 200 and text == "" and time.monotonic() - started < 3
+    [answer] = await responses_for(slack_fake, "trig1")
+    assert answer["response_type"] == "ephemeral" and "/forget" in answer["text"]
+
+
+async def test_admin_command_needs_a_workspace_admin(served: str,
+                                                     slack_fake: FakeSlack) -> None:
+    await post(served, *signed_form(command(slack_fake, "stats", "U0BOB", "trig2")))
+    [refused] = await responses_for(slack_fake, "trig2")
+    assert "admins only" in refused["text"] and refused["response_type"] == "ephemeral"
+    slack_fake.admins.add("U0CAROL")
+    await post(served, *signed_form(command(slack_fake, "stats", "U0CAROL", "trig3")))
+    [stats] = await responses_for(slack_fake, "trig3")
+    assert "turns:" in stats["text"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,16 +20,35 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import SlackThreadSink, web_client
 from adapters.slack.inbound import mentions, to_inbound
+from adapters.slack.render import render
 from core.engine import Engine
-from core.messages import Binding
+from core.messages import Author, Binding, InboundMessage
+from core.replies import Reply
 from core.sessions.models import ConversationKey
 from core.tenants.registry import TenantRegistry, UnknownTenant
 
 log = logging.getLogger("switchboard.slack")
+
+
+class ResponseUrlSink:
+    """Delivers a command's reply through its ``response_url`` (no streaming there)."""
+
+    def __init__(self, respond: Any) -> None:
+        self._respond = respond
+
+    async def delta(self, text: str) -> None:
+        return None
+
+    async def finish(self, reply: Reply) -> None:
+        for message in render(reply):
+            await self._respond(text=message.text, blocks=message.blocks,
+                                response_type="ephemeral" if reply.ephemeral else "in_channel",
+                                replace_original=False)
 
 
 class SlackAdapter:
@@ -52,8 +72,14 @@ class SlackAdapter:
                             authorize=authorize,  # type: ignore[arg-type]  # None = refused
                             client=web_client("", api_url), process_before_response=False,
                             logger=logging.getLogger("switchboard.slack.bolt"))
+        async def on_command(ack: Any, body: dict[str, Any], client: AsyncWebClient,
+                             respond: Any) -> None:
+            await ack()
+            await self._on_command(body, client, respond)
+
         self.app.event("app_mention")(on_message)
         self.app.event("message")(on_message)
+        self.app.command(re.compile(r"^/[a-z0-9_-]+$"))(on_command)
 
     async def _authorize(self, enterprise_id: str | None, team_id: str | None
                          ) -> AuthorizeResult | None:
@@ -89,6 +115,37 @@ class SlackAdapter:
         sink = SlackThreadSink(client, event["channel"], event.get("thread_ts") or event["ts"],
                                message.author.id)
         await self._engine.handle(message, sink)
+
+    async def _on_command(self, body: dict[str, Any], client: AsyncWebClient,
+                          respond: Any) -> None:
+        """``/switchboard <command> args`` runs the registry command; the answer follows
+        through ``response_url``, privately or in the channel as the command declares."""
+        team = str(body.get("team_id", ""))
+        try:
+            tenant = self._tenants.resolve(Binding("slack", team))
+        except UnknownTenant:
+            return
+        if body.get("command") != tenant.commands.slack_command:
+            return
+        user = str(body.get("user_id", ""))
+        roles: frozenset[str] = frozenset()
+        try:
+            info = await client.users_info(user=user)
+            person = info.get("user") or {}
+            if person.get("is_admin") or person.get("is_owner"):
+                roles = frozenset({"platform_admin"})
+        except SlackApiError as exc:
+            log.warning("users.info failed (%s); treating %s as a member",
+                        exc.response.get("error", ""), user)
+        except Exception:
+            log.warning("users.info failed; treating %s as a member", user, exc_info=True)
+        text = str(body.get("text", "")).strip() or "help"
+        message = InboundMessage(
+            binding=Binding("slack", team),
+            thread=f"{body.get('channel_id', '')}:command:{user}",
+            author=Author(user, roles=roles), text=f"/{text.lstrip('/')}",
+            platform_message_id=f"command:{body.get('trigger_id', '')}")
+        await self._engine.handle(message, ResponseUrlSink(respond))
 
     async def _wants(self, event: dict[str, Any], thread: str, bot_user: str,
                      body: dict[str, Any]) -> bool:

@@ -26,6 +26,8 @@ class Call:
 @dataclass(slots=True)
 class FakeSlack:
     calls: list[Call] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    admins: set[str] = field(default_factory=set)
     rate_limited: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     url: str = ""
@@ -40,7 +42,7 @@ class FakeSlack:
         if request.content_type == "application/json":
             payload: dict[str, Any] = json.loads(raw or "{}")
         else:
-            payload = dict(parse_qsl(raw))
+            payload = {**dict(request.query), **dict(parse_qsl(raw))}
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.calls.append(Call(method, token or str(payload.get("token", "")), payload))
         if method in self.rate_limited:
@@ -49,6 +51,10 @@ class FakeSlack:
                                      headers={"Retry-After": str(int(retry_after))})
         if method in self.errors:
             return web.json_response({"ok": False, "error": self.errors.pop(method)})
+        if method == "users.info":
+            user = str(payload.get("user", ""))
+            return web.json_response({"ok": True, "user": {
+                "id": user, "is_admin": user in self.admins, "is_owner": False}})
         if method == "auth.test":
             return web.json_response({"ok": True, "user_id": "U0BOT", "team_id": "T0ACME",
                                       "bot_id": "B0BOT"})
@@ -57,9 +63,17 @@ class FakeSlack:
                                   "ts": payload.get("ts", ts), "message_ts": ts})
 
 
+    async def response_url(self, request: web.Request) -> web.Response:
+        """Where slash-command follow-ups are POSTed (the command's ``response_url``)."""
+        self.responses.append({"path": request.path, **(await request.json())})
+        return web.Response(text="ok")
+
+
 async def start_fake_slack(fake: FakeSlack) -> web.AppRunner:
     app = web.Application()
     app.router.add_post("/api/{method}", fake.handle)
+    app.router.add_get("/api/{method}", fake.handle)
+    app.router.add_post("/responses/{id}", fake.response_url)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
