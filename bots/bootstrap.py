@@ -35,6 +35,7 @@ from core.state.redis import RedisState
 from core.stores.mongo_audit import MongoAuditLog
 from core.stores.mongo_client import MongoConnection
 from core.stores.mongo_documents import MongoCatalog
+from core.stores.mongo_feedback import MongoFeedbackStore
 from core.stores.mongo_sessions import MongoSessionStore
 from core.stores.mongo_usage import MongoUsageStore
 from core.tenants.registry import TenantRegistry
@@ -144,7 +145,7 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             tenants=tenants, state=state, sessions=sessions, usage=usage, audit=audit,
             answerer=answerer, retriever=retriever, commands=builtin_commands(),
             settings=engine_settings or EngineSettings(), answer_cache=knowledge.answers,
-            knowledge=knowledge))
+            knowledge=knowledge, feedback=MongoFeedbackStore(mongo.db)))
         services = Services(
             settings=settings, engine=engine, tenants=tenants, mongo=mongo,
             sessions=sessions, state=state, answerer=answerer, retriever=retriever,

@@ -20,6 +20,7 @@ class Citation:
     source: str
     url: str = ""
     snippet: str = ""
+    chunk_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

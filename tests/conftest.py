@@ -26,6 +26,7 @@ from core.state.memory import MemoryState
 from core.state.redis import RedisState
 from core.stores.mongo_audit import MongoAuditLog
 from core.stores.mongo_client import MongoConnection
+from core.stores.mongo_feedback import MongoFeedbackStore
 from core.stores.mongo_sessions import MongoSessionStore
 from core.stores.mongo_usage import MongoUsageStore
 from core.tenants.models import TenantConfig
@@ -134,7 +135,7 @@ async def make_engine(mongo: MongoConnection, state: SharedState
                           commands=builtin_commands(),
                           settings=settings or EngineSettings(lock_wait_s=10),
                           answer_cache=knowledge.answers if knowledge else None,
-                          knowledge=knowledge)
+                          knowledge=knowledge, feedback=MongoFeedbackStore(db.db))
         return EngineKit(Engine(deps), deps, db)
 
     yield build

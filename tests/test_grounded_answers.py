@@ -120,3 +120,22 @@ async def test_unreachable_knowledge_store_gives_a_specific_apology(
     assert delivery.result.outcome == "error"
     assert delivery.reply is not None and "can't reach this workspace's knowledge base" \
         in delivery.text
+
+
+async def test_feedback_is_stored_with_the_turns_sources_for_its_tenant_only(
+        make_engine: Build, knowledge: KnowledgeService) -> None:
+    await load(knowledge)
+    kit: EngineKit = await make_engine(ACME, GLOBEX, knowledge=knowledge)
+    acme = MemoryChannel(kit.engine, "acme")
+    answer = await acme.send("How long do approved refunds take?")
+    turn = answer.result.turn_id
+    assert await kit.engine.record_feedback(acme.message(""), turn, "up")
+    globex = MemoryChannel(kit.engine, "globex")
+    assert not await kit.engine.record_feedback(globex.message(""), turn, "down")
+    assert kit.deps.feedback is not None
+    [stored] = await kit.deps.feedback.for_turn("acme", turn)
+    assert stored["rating"] == "up" and stored["user_id"] == "u1"
+    cited = stored["citations"]
+    assert isinstance(cited, list) and cited[0]["source"] == "kb/refunds.md"
+    assert cited[0]["chunk_id"]
+    assert await kit.deps.feedback.for_turn("globex", turn) == []

@@ -173,3 +173,58 @@ async def test_admin_command_needs_a_workspace_admin(served: str,
     await post(served, *signed_form(command(slack_fake, "stats", "U0CAROL", "trig3")))
     [stats] = await responses_for(slack_fake, "trig3")
     assert "turns:" in stats["text"]
+
+
+def signed_payload(payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    return signed_form({"payload": json.dumps(payload)})
+
+
+def click(action_id: str, value: str, thread_ts: str, action_ts: str) -> dict[str, Any]:
+    return {"type": "block_actions", "team": {"id": "T0ACME"}, "user": {"id": "U0ALICE"},
+            "channel": {"id": "C0GENERAL"}, "api_app_id": "A0SWITCH",
+            "message": {"ts": "1763779999.000001", "thread_ts": thread_ts},
+            "actions": [{"action_id": action_id, "value": value, "type": "button",
+                         "action_ts": action_ts, "block_id": "b"}]}
+
+
+async def test_feedback_click_is_stored_against_the_turn(served: str,
+                                                         slack_fake: FakeSlack) -> None:
+    await post(served, *signed(mention("T0ACME", "1763770100.000100")))
+    await replies(slack_fake, "1763770100.000100", 1)
+    deadline = time.monotonic() + 10
+    turn_id = ""
+    while not turn_id and time.monotonic() < deadline:
+        for call in slack_fake.of("chat.update") + slack_fake.of("chat.postMessage"):
+            for block in call.payload.get("blocks") or []:
+                for element in block.get("elements", []):
+                    if element.get("action_id") == "feedback_up" and \
+                            call.payload.get("thread_ts", "1763770100.000100") and \
+                            call.payload.get("channel") == "C0GENERAL":
+                        turn_id = element["value"]
+        await asyncio.sleep(0.05)
+    assert turn_id
+    status, _ = await post(served, *signed_payload(click("feedback_up", turn_id,
+                                                         "1763770100.000100", "1.1")))
+    assert status == 200
+    confirmation = await _ephemeral(slack_fake, "Thanks for the feedback!")
+    assert confirmation["user"] == "U0ALICE"
+    await post(served, *signed_payload(click("feedback_down", "no-such-turn",
+                                             "1763770100.000100", "1.2")))
+    assert await _ephemeral(slack_fake, "couldn't find that answer")
+
+
+async def test_follow_up_click_is_asked_in_the_thread(served: str,
+                                                      slack_fake: FakeSlack) -> None:
+    await post(served, *signed_payload(click("follow_up_0", "Tell me more about refunds",
+                                             "1763770200.000100", "2.1")))
+    assert await replies(slack_fake, "1763770200.000100", 1)
+
+
+async def _ephemeral(fake: FakeSlack, text: str, wait_s: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for call in fake.of("chat.postEphemeral"):
+            if text in str(call.payload.get("text", "")):
+                return call.payload
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no ephemeral message containing {text!r}")

@@ -27,6 +27,7 @@ from adapters.slack.delivery import SlackThreadSink, web_client
 from adapters.slack.inbound import mentions, to_inbound
 from adapters.slack.render import render
 from core.engine import Engine
+from core.feedback import Rating
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
 from core.sessions.models import ConversationKey
@@ -77,6 +78,11 @@ class SlackAdapter:
             await ack()
             await self._on_command(body, client, respond)
 
+        async def on_action(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+            await ack()
+            await self._on_action(body, client)
+
+        self.app.action(re.compile(r"^(feedback_up|feedback_down|follow_up_\d+)$"))(on_action)
         self.app.event("app_mention")(on_message)
         self.app.event("message")(on_message)
         self.app.command(re.compile(r"^/[a-z0-9_-]+$"))(on_command)
@@ -146,6 +152,32 @@ class SlackAdapter:
             author=Author(user, roles=roles), text=f"/{text.lstrip('/')}",
             platform_message_id=f"command:{body.get('trigger_id', '')}")
         await self._engine.handle(message, ResponseUrlSink(respond))
+
+    async def _on_action(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A button under an answer: feedback is stored against its turn; a follow-up
+        suggestion is asked in the same thread as if the user had typed it."""
+        action = body["actions"][0]
+        channel = str(body.get("channel", {}).get("id", ""))
+        posted = body.get("message", {})
+        thread_ts = str(posted.get("thread_ts") or posted.get("ts", ""))
+        user = str(body.get("user", {}).get("id", ""))
+        message = InboundMessage(
+            binding=Binding("slack", str(body.get("team", {}).get("id", ""))),
+            thread=f"{channel}:{thread_ts}", author=Author(user),
+            text=str(action.get("value", "")),
+            platform_message_id=f"action:{action.get('action_ts', '')}")
+        if action["action_id"].startswith("follow_up_"):
+            await self._engine.handle(message, SlackThreadSink(client, channel, thread_ts, user))
+            return
+        rating: Rating = "up" if action["action_id"] == "feedback_up" else "down"
+        stored = await self._engine.record_feedback(message, message.text, rating)
+        try:
+            await client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts,
+                text="Thanks for the feedback!" if stored else
+                "Sorry — I couldn't find that answer to record your feedback.")
+        except SlackApiError as exc:
+            log.warning("could not confirm feedback: %s", exc.response.get("error", ""))
 
     async def _wants(self, event: dict[str, Any], thread: str, bot_user: str,
                      body: dict[str, Any]) -> bool:

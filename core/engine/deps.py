@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from core.commands.audit import AuditLog
 from core.commands.registry import CommandRegistry
 from core.engine.arrival import ArrivalGate
+from core.feedback import FeedbackStore
 from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.base import Retriever
 from core.knowledge.service import KnowledgeService
@@ -38,3 +39,4 @@ class EngineDeps:
     answer_cache: AnswerCache | None = None
     knowledge: KnowledgeService | None = None
     arrivals: ArrivalGate = field(default_factory=ArrivalGate)
+    feedback: FeedbackStore | None = None

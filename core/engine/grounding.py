@@ -27,7 +27,7 @@ def citations(text: str, passages: list[Passage]) -> tuple[Citation, ...]:
         title = " > ".join([p.title, *p.headings[-1:]]) if p.headings and \
             p.headings[-1] != p.title else p.title
         out.append(Citation(number=n, title=title or p.source, source=p.source, url=p.url,
-                            snippet=" ".join(p.text.split())[:240]))
+                            snippet=" ".join(p.text.split())[:240], chunk_id=p.chunk_id))
     return tuple(out)
 
 

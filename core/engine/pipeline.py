@@ -24,11 +24,13 @@ from core.engine.chat_step import answer_chat
 from core.engine.commands_step import run_command
 from core.engine.context import Outcome, Stop, Turn
 from core.engine.deps import EngineDeps, EngineSettings
+from core.feedback import FeedbackRecord, Rating
 from core.messages import InboundMessage
 from core.observability import metrics
 from core.observability.logging import log_context
 from core.replies import Reply, ReplySink
 from core.sessions.models import StoredMessage
+from core.tenants.registry import UnknownTenant
 
 __all__ = ["Engine", "EngineDeps", "EngineSettings", "TurnResult"]
 
@@ -77,8 +79,8 @@ async def persist_turn(turn: Turn, deps: EngineDeps) -> Stop | None:
         StoredMessage(key, "assistant", reply.text, message.author.id, turn.turn_id,
                       max(now, message.received_at + timedelta(microseconds=1)), expires,
                       kind=reply.kind, usage=turn.usage,
-                      citations=tuple({"title": c.title, "source": c.source, "url": c.url}
-                                      for c in reply.citations)),
+                      citations=tuple({"title": c.title, "source": c.source, "url": c.url,
+                                       "chunk_id": c.chunk_id} for c in reply.citations)),
     ])
     return None
 
@@ -105,6 +107,19 @@ PIPELINE: tuple[tuple[str, Step], ...] = (
 class Engine:
     def __init__(self, deps: EngineDeps) -> None:
         self.deps = deps
+
+    async def record_feedback(self, message: InboundMessage, turn_id: str,
+                              rating: Rating) -> bool:
+        """Store a rating from the message's author on a turn of the message's tenant."""
+        if self.deps.feedback is None:
+            return False
+        try:
+            tenant = self.deps.tenants.resolve(message.binding)
+        except UnknownTenant:
+            return False
+        return await self.deps.feedback.record(FeedbackRecord(
+            tenant.id, message.channel, turn_id, message.author.id, rating,
+            datetime.now(UTC)))
 
     async def handle(self, message: InboundMessage, sink: ReplySink) -> TurnResult:
         """Run one message through the pipeline; deliver at most one reply to ``sink``."""
