@@ -67,6 +67,8 @@ class InboundMessage:
     platform_message_id: str
     attachments: tuple[Attachment, ...] = ()
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    revision: str = ""
+    """Set for an edited message: a new revision is a new delivery, not a duplicate."""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     @property

@@ -67,6 +67,14 @@ class ReplySink(Protocol):
     async def finish(self, reply: Reply) -> None: ...
 
 
+def delivered_id(sink: ReplySink) -> str:
+    """The platform id of the delivered reply, for sinks that know it (Slack: its ts).
+
+    Stored with the turn so an edited question can update the same reply later.
+    """
+    return str(getattr(sink, "delivered_id", "") or "")
+
+
 @dataclass(slots=True)
 class CollectingSink:
     """A sink that keeps everything it was given; the in-memory channel builds on it."""

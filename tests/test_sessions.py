@@ -121,3 +121,19 @@ def test_history_window_keeps_newest_within_token_budget() -> None:
     assert kept[0].role == "user"
     assert sum(len(m.text) // 4 + 1 for m in kept) <= 12 + len(kept)
     assert window(messages, 0) == []
+
+
+async def test_remove_turn_deletes_both_messages_and_reports_the_reply(
+        mongo: MongoConnection) -> None:
+    sessions = await store(mongo)
+    key = ConversationKey("acme", "slack", "C1:100.1")
+    first, second = turn(key, 1), turn(key, 2)
+    answered = StoredMessage(key, "assistant", "answer 1", "u1", "turn1",
+                             first[1].at, first[1].expires_at, "C1:reply.9")
+    await sessions.append([first[0], answered])
+    await sessions.append(second)
+    assert await sessions.remove_turn(key, "m1") == ("turn1", "C1:reply.9")
+    assert [m.text for m in await sessions.recent(key, 10)] == ["question 2", "answer 2"]
+    assert await sessions.remove_turn(key, "m1") is None
+    other = ConversationKey("globex", "slack", "C1:100.1")
+    assert await sessions.remove_turn(other, "m2") is None

@@ -228,3 +228,39 @@ async def _ephemeral(fake: FakeSlack, text: str, wait_s: float = 10.0) -> dict[s
                 return call.payload
         await asyncio.sleep(0.05)
     raise AssertionError(f"no ephemeral message containing {text!r}")
+
+
+async def test_edited_question_updates_the_same_reply_and_deleted_one_removes_it(
+        served: str, slack_fake: FakeSlack) -> None:
+    ts = "1763770300.000100"
+    await post(served, *signed(mention("T0ACME", ts, "<@U0BOT> first wording")))
+    assert len(await replies(slack_fake, ts, 1)) == 1
+    await asyncio.sleep(0.3)
+    before = len([c for c in slack_fake.of("chat.update")])
+    changed = {"type": "event_callback", "team_id": "T0ACME", "event_id": "EvEdit1",
+               "event": {"type": "message", "subtype": "message_changed",
+                         "channel": "C0GENERAL", "event_ts": "1763770301.000001",
+                         "ts": "1763770301.000001",
+                         "message": {"type": "message", "user": "U0ALICE", "ts": ts,
+                                     "text": "<@U0BOT> second wording"},
+                         "previous_message": {"user": "U0ALICE", "ts": ts}}}
+    await post(served, *signed(changed))
+    assert await eventually(lambda: len(slack_fake.of("chat.update")) > before)
+    assert len(await replies(slack_fake, ts, 2, wait_s=0.3)) == 1  # edited, not re-posted
+    edited_ts = slack_fake.of("chat.update")[-1].payload["ts"]
+    removed = {"type": "event_callback", "team_id": "T0ACME", "event_id": "EvDel1",
+               "event": {"type": "message", "subtype": "message_deleted",
+                         "channel": "C0GENERAL", "deleted_ts": ts, "ts": "1763770302.1",
+                         "previous_message": {"user": "U0ALICE", "ts": ts}}}
+    await post(served, *signed(removed))
+    assert await eventually(lambda: bool(slack_fake.of("chat.delete")))
+    [deletion] = slack_fake.of("chat.delete")
+    assert (deletion.payload["channel"], deletion.payload["ts"]) == ("C0GENERAL", edited_ts)
+
+
+async def eventually(condition: Any, wait_s: float = 10.0) -> bool:
+    for _ in range(int(wait_s / 0.05)):
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(condition())

@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import SlackThreadSink, web_client
-from adapters.slack.inbound import mentions, to_inbound
+from adapters.slack.inbound import deleted, edited, mentions, to_inbound
 from adapters.slack.render import render
 from core.engine import Engine
 from core.feedback import Rating
@@ -111,6 +111,9 @@ class SlackAdapter:
     async def _on_message(self, body: dict[str, Any], client: AsyncWebClient,
                           context: dict[str, Any]) -> None:
         bot_user = str(context.get("bot_user_id") or "")
+        if body.get("event", {}).get("subtype") in ("message_changed", "message_deleted"):
+            await self._on_change(body, client, bot_user)
+            return
         message = to_inbound(body, bot_user)
         if message is None:
             return
@@ -121,6 +124,31 @@ class SlackAdapter:
         sink = SlackThreadSink(client, event["channel"], event.get("thread_ts") or event["ts"],
                                message.author.id)
         await self._engine.handle(message, sink)
+
+    async def _on_change(self, body: dict[str, Any], client: AsyncWebClient,
+                         bot_user: str) -> None:
+        """An edited question is answered again in the same reply; a deleted question's
+        turn leaves the session and its answer is removed."""
+        changed = edited(body, bot_user)
+        target = changed or deleted(body)
+        if target is None:
+            return
+        removed = await self._engine.remove_turn(target)
+        if removed is None:
+            return
+        _, reply_ts = removed
+        channel = target.thread.split(":", 1)[0]
+        if changed is None:
+            if reply_ts:
+                try:
+                    await client.chat_delete(channel=channel, ts=reply_ts)
+                except SlackApiError as exc:
+                    log.warning("could not delete the answer: %s",
+                                exc.response.get("error", ""))
+            return
+        thread_ts = changed.thread.split(":", 1)[1]
+        await self._engine.handle(changed, SlackThreadSink(
+            client, channel, thread_ts, changed.author.id, reply_ts=reply_ts or None))
 
     async def _on_command(self, body: dict[str, Any], client: AsyncWebClient,
                           respond: Any) -> None:

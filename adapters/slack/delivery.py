@@ -44,7 +44,8 @@ def web_client(token: str, base_url: str, timeout_s: int = 10) -> AsyncWebClient
 class SlackThreadSink:
     def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str, user: str, *,
                  min_interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 reply_ts: str | None = None) -> None:
         self._client = client
         self._channel = channel
         self._thread = thread_ts
@@ -52,9 +53,14 @@ class SlackThreadSink:
         self._interval = min_interval_s
         self._clock = clock
         self._text = ""
-        self._ts: str | None = None
+        self._ts: str | None = reply_ts
         self._last_update = 0.0
         self.posted: list[str] = []
+
+    @property
+    def delivered_id(self) -> str:
+        """The ts of the (first) reply message: what an edit of the question updates."""
+        return self._ts or ""
 
     async def delta(self, text: str) -> None:
         self._text += text

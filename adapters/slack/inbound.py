@@ -9,6 +9,7 @@ event id: Slack sends one user message as both ``app_mention`` and ``message`` e
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
@@ -55,6 +56,39 @@ def clean_text(text: str, bot_user_id: str) -> str:
 
 def mentions(text: str, user_id: str) -> bool:
     return user_id in _MENTION.findall(text)
+
+
+def edited(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:
+    """The new text of an edited user message (``message_changed``), or None."""
+    event = body.get("event", {})
+    if event.get("type") != "message" or event.get("subtype") != "message_changed":
+        return None
+    inner = dict(event.get("message") or {})
+    if not inner.get("user") or inner.get("bot_id") or inner.get("user") == bot_user_id:
+        return None
+    inner.update(type="message", channel=event["channel"])
+    inner.pop("subtype", None)
+    message = to_inbound({"team_id": body.get("team_id", ""), "event": inner}, bot_user_id)
+    if message is None:
+        return None
+    return replace(message, revision=str(event.get("event_ts") or event.get("ts", "")))
+
+
+def deleted(body: dict[str, Any]) -> InboundMessage | None:
+    """The user message a ``message_deleted`` event removed, as far as Slack tells."""
+    event = body.get("event", {})
+    if event.get("type") != "message" or event.get("subtype") != "message_deleted":
+        return None
+    previous = event.get("previous_message") or {}
+    ts = str(event.get("deleted_ts") or previous.get("ts", ""))
+    if not ts or previous.get("bot_id"):
+        return None
+    channel = str(event["channel"])
+    return InboundMessage(
+        binding=Binding("slack", str(body.get("team_id", ""))),
+        thread=f"{channel}:{previous.get('thread_ts') or ts}",
+        author=Author(str(previous.get("user", ""))), text="",
+        platform_message_id=f"{channel}:{ts}")
 
 
 def to_inbound(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:

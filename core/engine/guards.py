@@ -40,6 +40,8 @@ async def resolve_tenant(turn: Turn, deps: EngineDeps) -> Stop | None:
 async def drop_duplicate(turn: Turn, deps: EngineDeps) -> Stop | None:
     key = turn.require_key()
     dedupe_key = f"{key.tenant}:{key.channel}:{turn.message.platform_message_id}"
+    if turn.message.revision:
+        dedupe_key += f":rev:{turn.message.revision}"
     if await deps.state.first_seen(dedupe_key, deps.settings.dedupe_ttl_s):
         return None
     metrics.DEDUPE_HITS.labels(key.tenant, key.channel).inc()

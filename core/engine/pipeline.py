@@ -28,8 +28,8 @@ from core.feedback import FeedbackRecord, Rating
 from core.messages import InboundMessage
 from core.observability import metrics
 from core.observability.logging import log_context
-from core.replies import Reply, ReplySink
-from core.sessions.models import StoredMessage
+from core.replies import Reply, ReplySink, delivered_id
+from core.sessions.models import ConversationKey, StoredMessage
 from core.tenants.registry import UnknownTenant
 
 __all__ = ["Engine", "EngineDeps", "EngineSettings", "TurnResult"]
@@ -78,7 +78,7 @@ async def persist_turn(turn: Turn, deps: EngineDeps) -> Stop | None:
                       message.author.display_name),
         StoredMessage(key, "assistant", reply.text, message.author.id, turn.turn_id,
                       max(now, message.received_at + timedelta(microseconds=1)), expires,
-                      kind=reply.kind, usage=turn.usage,
+                      delivered_id(turn.sink), kind=reply.kind, usage=turn.usage,
                       citations=tuple({"title": c.title, "source": c.source, "url": c.url,
                                        "chunk_id": c.chunk_id} for c in reply.citations)),
     ])
@@ -120,6 +120,15 @@ class Engine:
         return await self.deps.feedback.record(FeedbackRecord(
             tenant.id, message.channel, turn_id, message.author.id, rating,
             datetime.now(UTC)))
+
+    async def remove_turn(self, message: InboundMessage) -> tuple[str, str] | None:
+        """Forget the turn a (deleted or edited) user message started, in its tenant."""
+        try:
+            tenant = self.deps.tenants.resolve(message.binding)
+        except UnknownTenant:
+            return None
+        key = ConversationKey(tenant.id, message.channel, message.thread)
+        return await self.deps.sessions.remove_turn(key, message.platform_message_id)
 
     async def handle(self, message: InboundMessage, sink: ReplySink) -> TurnResult:
         """Run one message through the pipeline; deliver at most one reply to ``sink``."""

@@ -85,6 +85,11 @@ class CachedSessionStore:
         await self._cache.cache_delete(self._key(key))
         return await self._store.forget_thread(key)
 
+    async def remove_turn(self, key: ConversationKey, platform_message_id: str
+                          ) -> tuple[str, str] | None:
+        await self._cache.cache_delete(self._key(key))
+        return await self._store.remove_turn(key, platform_message_id)
+
     async def forget_user(self, tenant: str, user_id: str) -> int:
         threads = await self._store.user_threads(tenant, user_id, 10_000)
         await self._cache.cache_delete(*(self._key(ConversationKey(tenant, t.channel, t.thread))

@@ -23,6 +23,14 @@ class SessionStore(Protocol):
 
     async def forget_thread(self, key: ConversationKey) -> int: ...
 
+    async def remove_turn(self, key: ConversationKey, platform_message_id: str
+                          ) -> tuple[str, str] | None:
+        """Delete the turn a user message started (both messages).
+
+        Returns (turn id, the reply's platform message id) or None if there is no such turn.
+        """
+        ...
+
     async def forget_user(self, tenant: str, user_id: str) -> int:
         """Delete what a user wrote and redact the answers they received.
 

@@ -103,6 +103,21 @@ class MongoSessionStore:
              "$unset": {"user_id": "", "citations": ""}})
         return result.deleted_count + redacted.modified_count
 
+    async def remove_turn(self, key: ConversationKey, platform_message_id: str
+                          ) -> tuple[str, str] | None:
+        scope = {"tenant": key.tenant, "channel": key.channel, "thread": key.thread}
+        question = await self._messages.find_one(
+            {**scope, "role": "user", "platform_message_id": platform_message_id},
+            {"turn_id": 1})
+        if question is None:
+            return None
+        turn_id = str(question["turn_id"])
+        reply = await self._messages.find_one({**scope, "role": "assistant",
+                                               "turn_id": turn_id},
+                                              {"platform_message_id": 1})
+        await self._messages.delete_many({**scope, "turn_id": turn_id})
+        return turn_id, str((reply or {}).get("platform_message_id", ""))
+
     async def forget_user(self, tenant: str, user_id: str) -> int:
         result = await self._messages.delete_many(
             {"tenant": tenant, "user_id": user_id, "role": "user"})
