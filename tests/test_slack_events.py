@@ -35,14 +35,18 @@ def served(slack_fake: FakeSlack, tmp_path_factory: pytest.TempPathFactory
     home = tmp_path_factory.mktemp("slack")
     tenants = home / "tenants"
     tenants.mkdir()
-    for tenant_id, team in (("acme", "T0ACME"), ("globex", "T0GLOBEX")):
+    for tenant_id, team, extra in (
+            ("acme", "T0ACME", ""), ("globex", "T0GLOBEX", ""),
+            ("initech", "T0INIT", 'allowed_channels = ["C0OK"]\nmentions_only = true\n'
+                                  "answer_dms = false\n")):
         (tenants / f"{tenant_id}.toml").write_text(
             f'id = "{tenant_id}"\nname = "{tenant_id.title()}"\n[slack]\nteam_ids = ["{team}"]\n'
-            f'bot_token_env = "{tenant_id.upper()}_SLACK_BOT_TOKEN"\n')
+            f'bot_token_env = "{tenant_id.upper()}_SLACK_BOT_TOKEN"\n{extra}')
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "SLACK_SIGNING_SECRET": SECRET,
            "SLACK_API_URL": slack_fake.url, "ACME_SLACK_BOT_TOKEN": "xoxb-acme",
-           "GLOBEX_SLACK_BOT_TOKEN": "xoxb-globex", "HF_HUB_OFFLINE": "1"}
+           "GLOBEX_SLACK_BOT_TOKEN": "xoxb-globex", "INITECH_SLACK_BOT_TOKEN": "xoxb-initech",
+           "HF_HUB_OFFLINE": "1"}
     base, process = start_switchboard(env, ROOT, home / "serve.log")
     yield base
     process.terminate()
@@ -264,3 +268,25 @@ async def eventually(condition: Any, wait_s: float = 10.0) -> bool:
             return True
         await asyncio.sleep(0.05)
     return bool(condition())
+
+
+async def test_per_channel_settings_limit_where_the_bot_answers(
+        served: str, slack_fake: FakeSlack) -> None:
+    def event(ts: str, channel: str, **extra: Any) -> dict[str, Any]:
+        body = mention("T0INIT", ts)
+        body["event"].update(channel=channel, **extra)
+        return body
+
+    await post(served, *signed(event("1763770400.000100", "C0OTHER")))
+    await post(served, *signed(event("1763770401.000100", "C0OK")))
+    assert await replies(slack_fake, "1763770401.000100", 1)
+    assert await replies(slack_fake, "1763770400.000100", 1, wait_s=0.5) == []
+    follow_up = event("1763770402.000100", "C0OK", type="message",
+                      thread_ts="1763770401.000100", text="and then?")
+    await post(served, *signed(follow_up))
+    dm = event("1763770403.000100", "D0DIRECT", type="message", channel_type="im",
+               text="hello")
+    await post(served, *signed(dm))
+    await asyncio.sleep(0.5)
+    assert len(await replies(slack_fake, "1763770401.000100", 2, wait_s=0.3)) == 1
+    assert await replies(slack_fake, "1763770403.000100", 1, wait_s=0.3) == []

@@ -118,6 +118,8 @@ class SlackAdapter:
         if message is None:
             return
         event = body["event"]
+        if not self._allowed(body, event):
+            return
         if event["type"] == "message" and not await self._wants(event, message.thread,
                                                                  bot_user, body):
             return
@@ -207,6 +209,17 @@ class SlackAdapter:
         except SlackApiError as exc:
             log.warning("could not confirm feedback: %s", exc.response.get("error", ""))
 
+    def _allowed(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
+        """The tenant's per-channel settings: allowed channels, DMs."""
+        try:
+            settings = self._tenants.resolve(
+                Binding("slack", str(body.get("team_id", "")))).slack
+        except UnknownTenant:
+            return False
+        if event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D"):
+            return settings.answer_dms
+        return not settings.allowed_channels or event["channel"] in settings.allowed_channels
+
     async def _wants(self, event: dict[str, Any], thread: str, bot_user: str,
                      body: dict[str, Any]) -> bool:
         """Plain messages count in DMs and in threads the bot already takes part in;
@@ -218,6 +231,8 @@ class SlackAdapter:
         try:
             tenant = self._tenants.resolve(Binding("slack", str(body.get("team_id", ""))))
         except UnknownTenant:
+            return False
+        if tenant.slack.mentions_only:
             return False
         key = ConversationKey(tenant.id, "slack", thread)
         return bool(await self._engine.deps.sessions.recent(key, 1))

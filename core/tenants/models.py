@@ -124,6 +124,11 @@ class SlackBinding(_Section):
     team_ids: list[str] = []
     bot_token_env: EnvName = ""
     signing_secret_env: EnvName = ""
+    allowed_channels: list[str] = Field(
+        default_factory=list, description="channel ids the bot answers in; empty = all")
+    mentions_only: bool = Field(
+        False, description="answer only when mentioned, also inside threads")
+    answer_dms: bool = True
 
 
 class DiscordBinding(_Section):
