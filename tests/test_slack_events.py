@@ -36,7 +36,8 @@ def served(slack_fake: FakeSlack, tmp_path_factory: pytest.TempPathFactory
     tenants = home / "tenants"
     tenants.mkdir()
     for tenant_id, team, extra in (
-            ("acme", "T0ACME", ""), ("globex", "T0GLOBEX", ""),
+            ("acme", "T0ACME", ""),
+            ("globex", "T0GLOBEX", "[knowledge]\nallow_private_urls = true\n"),
             ("initech", "T0INIT", 'allowed_channels = ["C0OK"]\nmentions_only = true\n'
                                   "answer_dms = false\n")):
         (tenants / f"{tenant_id}.toml").write_text(
@@ -290,3 +291,17 @@ async def test_per_channel_settings_limit_where_the_bot_answers(
     await asyncio.sleep(0.5)
     assert len(await replies(slack_fake, "1763770401.000100", 2, wait_s=0.3)) == 1
     assert await replies(slack_fake, "1763770403.000100", 1, wait_s=0.3) == []
+
+
+async def test_slow_command_is_acked_at_once_and_answered_later(
+        served: str, slack_fake: FakeSlack) -> None:
+    slack_fake.admins.add("U0ADMIN")
+    doc = slack_fake.url.removesuffix("/api/") + "/slow-doc?seconds=4"
+    fields = {**command(slack_fake, f"ingest {doc}", "U0ADMIN", "trig-slow"),
+              "team_id": "T0GLOBEX"}
+    started = time.monotonic()
+    status, _ = await post(served, *signed_form(fields))
+    assert status == 200 and time.monotonic() - started < 3
+    [answer] = await responses_for(slack_fake, "trig-slow", wait_s=20)
+    assert time.monotonic() - started >= 4
+    assert answer["text"].startswith("Added:") and "slow-doc" in answer["text"]

@@ -7,6 +7,7 @@ as Slack does (``{"ok": true, ...}`` with a fresh ``ts``), and can inject a 429 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -69,11 +70,19 @@ class FakeSlack:
         return web.Response(text="ok")
 
 
+async def slow_document(request: web.Request) -> web.Response:
+    """A document that takes seconds to serve: work that outlasts Slack's 3 s ack window."""
+    await asyncio.sleep(float(request.query.get("seconds", "4")))
+    return web.Response(text="# Slow handbook\n\nThe slow handbook explains patience.",
+                        content_type="text/markdown")
+
+
 async def start_fake_slack(fake: FakeSlack) -> web.AppRunner:
     app = web.Application()
     app.router.add_post("/api/{method}", fake.handle)
     app.router.add_get("/api/{method}", fake.handle)
     app.router.add_post("/responses/{id}", fake.response_url)
+    app.router.add_get("/slow-doc", slow_document)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
