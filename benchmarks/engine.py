@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.memory import MemoryChannel
+from benchmarks.report import percentile, write_results
 from bots.embedded_mongo import EmbeddedMongo
 from core.commands.builtins import builtin_commands
 from core.engine import Engine, EngineDeps
@@ -45,8 +45,6 @@ from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry
 from core.usage import UsageLedger
 from tests.servers import start_redis
-
-RESULTS = Path(__file__).parent / "results"
 
 
 class InstantAnswerer:
@@ -67,10 +65,6 @@ class InstantAnswerer:
     async def close(self) -> None:
         return None
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def measure(conversations: int, per_conversation: int,
@@ -187,9 +181,8 @@ async def main() -> int:
     many = results["embedded"]["32_in_flight"]["engine"]
     results["targets"] = {"p99_ms_at_1_under_20": one["p99_ms"] < 20,
                           "turns_per_s_at_32_at_least_300": many["turns_per_s"] >= 300}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"targets: {results['targets']}  ->  {RESULTS / 'engine.json'}")
+    path = write_results("engine", results)
+    print(f"targets: {results['targets']}  ->  {path}")
     return 0
 
 

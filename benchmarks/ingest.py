@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import tempfile
 import time
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import percentile, write_results
 from bots.embedded_mongo import EmbeddedMongo
 from core.knowledge.chunking import chunk_document
 from core.knowledge.embedders import EmbedderRegistry
@@ -41,12 +41,7 @@ from core.stores.mongo_documents import MongoCatalog
 from core.tenants.models import TenantConfig
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scifact"
-RESULTS = Path(__file__).parent / "results"
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def documents(corpus: list[dict[str, Any]]) -> AsyncIterator[SourceDocument]:
@@ -113,7 +108,7 @@ async def main() -> int:
             times = []
             for query in queries:
                 t0 = time.perf_counter()
-                await retriever.search(tenant, query, mode=mode)  # type: ignore[arg-type]
+                await retriever.search(tenant, query, mode=mode)
                 times.append(time.perf_counter() - t0)
             latency[mode] = {"p50_ms": round(percentile(times, 50) * 1000, 2),
                              "p95_ms": round(percentile(times, 95) * 1000, 2)}
@@ -134,9 +129,8 @@ async def main() -> int:
         await mongo.close()
         await mongo_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"targets: {results['targets']} -> {RESULTS / 'ingest.json'}")
+    path = write_results("ingest", results)
+    print(f"targets: {results['targets']} -> {path}")
     return 0
 
 

@@ -28,17 +28,13 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.report import percentile, write_results
 from tests.fakes.slack_api import FakeSlack, start_fake_slack
 from tests.servers import free_port, start_switchboard
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results"
 SECRET = "bench-signing-secret"
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def signed(n: int, label: str) -> tuple[bytes, dict[str, str]]:
@@ -131,8 +127,7 @@ async def main() -> int:
     print(f"bare bolt:   p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
     print(f"switchboard: p50 {switchboard['p50_ms']} ms, p99 {switchboard['p99_ms']} ms "
           f"(ratio {results['p99_ratio']}; non-200: {switchboard['non_200']})")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "slack_ack.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("slack_ack", results)
     return 0
 
 

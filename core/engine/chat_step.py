@@ -10,7 +10,7 @@ from core.engine.context import Turn
 from core.engine.deps import EngineDeps
 from core.knowledge.answer_cache import CachedAnswer
 from core.knowledge.index import KnowledgeIndexError
-from core.llm.base import AnswerRequest, AnswerUnavailable, ChatTurn
+from core.llm.base import AnswerUnavailable, ChatTurn
 from core.observability import metrics
 from core.replies import Reply, feedback_actions
 from core.sessions.history import window
@@ -36,11 +36,9 @@ def _budget_refusal(tenant_name: str, used: int, budget: int, now: datetime) -> 
 
 async def _budget_exhausted(turn: Turn, deps: EngineDeps, tenant: TenantConfig
                             ) -> Reply | None:
-    if not deps.answerer.metered:
-        return None
     now = datetime.now(UTC)
-    used = await deps.usage.tokens_used(tenant.id, now)
-    if used < tenant.llm.monthly_token_budget:
+    used = await grounding.tokens_over_budget(deps, tenant, now)
+    if used is None:
         return None
     metrics.BUDGET_REFUSED.labels(tenant.id).inc()
     turn.outcome = "budget_exhausted"
@@ -72,15 +70,8 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
         turn.outcome = "error"
         log.error("knowledge base unavailable: %s", exc)
         return Reply(NO_KNOWLEDGE_BASE, kind="apology")
-    request = AnswerRequest(
-        system_prompt=tenant.persona.system_prompt, question=question,
-        history=tuple(ChatTurn(m.role, m.text) for m in history),
-        passages=tuple(passages), knowledge_loaded=loaded,
-        model=tenant.llm.model, fallback_models=tuple(tenant.llm.fallback_models),
-        max_output_tokens=tenant.llm.max_output_tokens, temperature=tenant.llm.temperature,
-        timeout_s=tenant.llm.timeout_s, max_attempts=tenant.llm.max_attempts,
-        prices=(tenant.llm.price_input_per_mtok, tenant.llm.price_output_per_mtok),
-    )
+    request = grounding.answer_request(tenant, question, passages, loaded,
+                                       [ChatTurn(m.role, m.text) for m in history])
     try:
         answer = await deps.answerer.answer(request, turn.sink.delta)
     except AnswerUnavailable as exc:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from datetime import datetime
 
+from core.engine.deps import EngineDeps
 from core.knowledge.base import Passage
+from core.llm.base import AnswerRequest, ChatTurn
 from core.replies import Citation
+from core.tenants.models import TenantConfig
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
@@ -55,3 +60,25 @@ def follow_ups(question: str, passages: list[Passage], limit: int = 3) -> tuple[
         if len(out) == limit:
             break
     return tuple(out)
+
+
+def answer_request(tenant: TenantConfig, question: str, passages: Sequence[Passage],
+                   loaded: bool, history: Sequence[ChatTurn] = ()) -> AnswerRequest:
+    """What the answerer is asked, from the tenant's persona and model settings."""
+    llm = tenant.llm
+    return AnswerRequest(
+        system_prompt=tenant.persona.system_prompt, question=question,
+        history=tuple(history), passages=tuple(passages), knowledge_loaded=loaded,
+        model=llm.model, fallback_models=tuple(llm.fallback_models),
+        max_output_tokens=llm.max_output_tokens, temperature=llm.temperature,
+        timeout_s=llm.timeout_s, max_attempts=llm.max_attempts,
+        prices=(llm.price_input_per_mtok, llm.price_output_per_mtok))
+
+
+async def tokens_over_budget(deps: EngineDeps, tenant: TenantConfig, now: datetime
+                             ) -> int | None:
+    """Tokens used this month when they reach the tenant's budget, else None."""
+    if not deps.answerer.metered:
+        return None
+    used = await deps.usage.tokens_used(tenant.id, now)
+    return used if used >= tenant.llm.monthly_token_budget else None

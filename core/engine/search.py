@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from core.engine import grounding
 from core.engine.deps import EngineDeps
 from core.knowledge.base import Passage, SearchFilters
-from core.llm.base import AnswerRequest, AnswerUnavailable
+from core.llm.base import AnswerUnavailable
 from core.replies import Citation
 from core.tenants.models import TenantConfig
 
@@ -35,19 +35,12 @@ async def search_and_answer(deps: EngineDeps, tenant: TenantConfig, query: str,
                             filters: SearchFilters | None = None,
                             top_k: int | None = None) -> SearchAnswer:
     now = datetime.now(UTC)
-    if deps.answerer.metered and \
-            await deps.usage.tokens_used(tenant.id, now) >= tenant.llm.monthly_token_budget:
+    if await grounding.tokens_over_budget(deps, tenant, now) is not None:
         return SearchAnswer("", (), (), 0.0, (), refused="monthly token budget exhausted")
     loaded = await deps.retriever.has_knowledge(tenant)
     passages = (await deps.retriever.search(tenant, query, (), filters, top_k=top_k)
                 if loaded else [])
-    request = AnswerRequest(
-        system_prompt=tenant.persona.system_prompt, question=query, passages=tuple(passages),
-        knowledge_loaded=loaded, model=tenant.llm.model,
-        fallback_models=tuple(tenant.llm.fallback_models),
-        max_output_tokens=tenant.llm.max_output_tokens, temperature=tenant.llm.temperature,
-        timeout_s=tenant.llm.timeout_s, max_attempts=tenant.llm.max_attempts,
-        prices=(tenant.llm.price_input_per_mtok, tenant.llm.price_output_per_mtok))
+    request = grounding.answer_request(tenant, query, passages, loaded)
     try:
         answer = await deps.answerer.answer(request, _ignore)
     except AnswerUnavailable as exc:
