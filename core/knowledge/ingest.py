@@ -26,8 +26,14 @@ from core.knowledge.chunking import chunk_document
 from core.knowledge.embedders import Embedder
 from core.knowledge.extract import ExtractionError, extract
 from core.knowledge.index import IndexPoint, QdrantIndex
-from core.knowledge.models import Chunk, DocumentRecord, SourceDocument, document_id
-from core.knowledge.sources import SourceFailure, expand
+from core.knowledge.models import (
+    Chunk,
+    DocumentRecord,
+    ExtractedDocument,
+    SourceDocument,
+    document_id,
+)
+from core.knowledge.sources import SourceFailure, expand, is_url, source_name
 from core.knowledge.sparse import encode_document
 from core.tenants.models import TenantConfig
 
@@ -274,18 +280,23 @@ class Ingestor:
         if existing is not None and existing.signature == signature:
             return IngestOutcome(item.source, "unchanged", len(existing.chunk_ids),
                                  doc_id=doc_id)
+        def extract_and_chunk() -> tuple[ExtractedDocument, list[Chunk]]:
+            """CPU work (parsing, tokenizing): runs in a worker thread, off the loop."""
+            document = extract(item.source, item.content, item.content_type,
+                               tenant.knowledge.max_file_mb * 1024 * 1024)
+            if item.title:
+                document = ExtractedDocument(item.title, document.sections)
+            return document, chunk_document(
+                doc_id, document, effective_chunk_tokens(tenant, embedder),
+                tenant.knowledge.chunk_overlap, embedder.count_tokens)
+
         try:
-            document = await asyncio.to_thread(
-                extract, item.source, item.content, item.content_type,
-                tenant.knowledge.max_file_mb * 1024 * 1024)
+            document, chunks = await asyncio.to_thread(extract_and_chunk)
         except ExtractionError as exc:
             return IngestOutcome(item.source, "failed", reason=str(exc), doc_id=doc_id)
-        if item.title:
-            document = type(document)(item.title, document.sections)
-        chunks = chunk_document(doc_id, document, effective_chunk_tokens(tenant, embedder),
-                                tenant.knowledge.chunk_overlap, embedder.count_tokens)
         new_ids = [c.id for c in chunks]
-        stale = [c for c in (existing.chunk_ids if existing else []) if c not in set(new_ids)]
+        kept = set(new_ids)
+        stale = [c for c in (existing.chunk_ids if existing else []) if c not in kept]
         record = DocumentRecord(
             tenant=tenant.id, kb=kb, doc_id=doc_id, source=item.source, title=document.title,
             url=item.url, signature=signature, chunk_ids=new_ids,
@@ -319,8 +330,6 @@ class Ingestor:
     async def _remove_missing(self, tenant: TenantConfig, kb: str, alias: str,
                               sources: list[str], root: Path, report: IngestReport,
                               progress: Progress | None) -> None:
-        from core.knowledge.sources import is_url, source_name
-
         seen = {o.source for o in report.outcomes}
         origins = {s if is_url(s) else source_name(root / s, root) for s in sources}
         failed_origins = {o.source for o in report.outcomes if o.status == "failed"}
