@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -18,8 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from adapters.admin_api.routes import AdminApi
 from adapters.slack.app import SlackAdapter
 from adapters.slack.app import mount as mount_slack
+from adapters.slack.oauth import OAuthSettings, SlackOAuth
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
+from core.stores.mongo_installations import MongoInstallationStore
+from core.token_cipher import CipherKeyError, TokenCipher
+
+log = logging.getLogger("switchboard.web")
 
 SERVICES = web.AppKey("services", Services)
 MAX_BODY_BYTES = 1 << 20
@@ -77,6 +83,35 @@ The embeddable web widget will be served here once it lands.</p>
     return web.Response(text=page, content_type="text/html")
 
 
+async def _slack(services: Services, settings: Settings
+                 ) -> tuple[SlackAdapter, SlackOAuth | None]:
+    """The Slack adapter (shared app if SLACK_SIGNING_SECRET is set; tenants' own apps
+    always) and the OAuth flow if the shared app's client credentials and the token
+    encryption key are all set."""
+    env = os.environ
+    key = env.get("SLACK_TOKEN_ENCRYPTION_KEY", "")
+    installations = None
+    if key:
+        try:
+            installations = MongoInstallationStore(services.mongo.db, TokenCipher(key))
+        except CipherKeyError as exc:
+            log.error("Slack installations are off: %s", exc)
+    adapter = SlackAdapter(services.engine, services.tenants, api_url=settings.slack_api_url,
+                           signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+                           installations=installations)
+    client_id, client_secret = env.get("SLACK_CLIENT_ID", ""), env.get("SLACK_CLIENT_SECRET", "")
+    if not (client_id and client_secret and installations is not None):
+        if client_id or client_secret:
+            log.warning("Slack OAuth is off: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
+                        "SLACK_TOKEN_ENCRYPTION_KEY must all be set")
+        return adapter, None
+    flow = SlackOAuth(OAuthSettings(client_id, client_secret, settings.slack_api_url,
+                                    env.get("SLACK_REDIRECT_URI", "")),
+                      installations, services.state, services.tenants,
+                      on_installed=adapter.forget_installation)
+    return adapter, flow
+
+
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
 
@@ -84,15 +119,14 @@ def build_app(settings: Settings) -> web.Application:
         async with open_services(settings, watch_tenants=True,
                                  initial_ingest="background") as services:
             app[SERVICES] = services
-            secret = os.environ.get("SLACK_SIGNING_SECRET", "")
-            slack[0] = SlackAdapter(services.engine, services.tenants, secret,
-                                    settings.slack_api_url) if secret else None
+            slack[0], oauth[0] = await _slack(services, settings)
             yield
 
     app.cleanup_ctx.append(services_ctx)
     AdminApi(lambda: (app[SERVICES].engine.deps, app[SERVICES].knowledge)).register(app)
     slack: list[SlackAdapter | None] = [None]
-    mount_slack(app, lambda: slack[0])
+    oauth: list[SlackOAuth | None] = [None]
+    mount_slack(app, lambda: slack[0], lambda: oauth[0])
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -9,6 +9,7 @@ tenants or two channels never meet.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -46,10 +47,15 @@ class Author:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
+    """A file sent with a message. ``fetch`` downloads it with the platform's credentials
+    (a Slack file needs the bot token), so the engine never needs to know how."""
+
     name: str
     url: str = ""
     content_type: str = ""
     size: int = 0
+    fetch: Callable[[], Awaitable[bytes]] | None = field(default=None, compare=False,
+                                                         repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,13 @@
 Bolt verifies every request's signature (and its 5-minute replay window) before anything
 else, answers ``url_verification``, and acknowledges events before the listeners run, so
 Slack gets its 200 well inside 3 s. ``authorize`` is where a workspace becomes a tenant:
-the team id must be bound in a tenant file, whose bot token comes from the environment
-variable it names; an unknown team is refused and logged. Work in progress for issue 4:
-OAuth installs, slash commands, interactivity, edits and files come next.
+the team id must be bound in a tenant file; the bot token is the OAuth installation's
+(encrypted in MongoDB) or the one the tenant file names in ``slack.bot_token_env``. An
+unknown team is refused and logged.
+
+A tenant may bring its own Slack app: its events arrive at ``/slack/events/<tenant>``,
+signed with the secret named by ``slack.signing_secret_env``, and are accepted only for
+that tenant's own workspaces — a signature by one tenant's app never speaks for another.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
@@ -25,15 +33,22 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import SlackThreadSink, web_client
 from adapters.slack.inbound import deleted, edited, mentions, to_inbound
+from adapters.slack.oauth import SlackOAuth
 from adapters.slack.render import render
 from core.engine import Engine
 from core.feedback import Rating
-from core.messages import Author, Binding, InboundMessage
+from core.messages import Attachment, Author, Binding, InboundMessage
+from core.observability.logging import register_secret
 from core.replies import Reply
 from core.sessions.models import ConversationKey
+from core.stores.mongo_installations import Installation, MongoInstallationStore
+from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry, UnknownTenant
+from core.token_cipher import TokenDecryptError
 
 log = logging.getLogger("switchboard.slack")
+INSTALL_CACHE_S = 30.0
+_FILE_ID = re.compile(r"(?:^|[/-])(F[A-Z0-9]{6,})(?:/|$)")
 
 
 class ResponseUrlSink:
@@ -53,53 +68,99 @@ class ResponseUrlSink:
 
 
 class SlackAdapter:
-    def __init__(self, engine: Engine, tenants: TenantRegistry, signing_secret: str,
-                 api_url: str) -> None:
+    def __init__(self, engine: Engine, tenants: TenantRegistry, *, api_url: str,
+                 signing_secret: str = "",
+                 installations: MongoInstallationStore | None = None) -> None:
         self._engine = engine
         self._tenants = tenants
         self._api_url = api_url
+        self._installations = installations
         self._bot_users: dict[str, tuple[str, str]] = {}
+        self._installed: dict[str, tuple[float, Installation | None]] = {}
+        self._own: dict[str, tuple[str, AsyncApp]] = {}
+        self.shared = self._build(signing_secret, None) if signing_secret else None
 
-        # Bolt injects arguments by parameter name, so it is given plain functions.
+    def own_app(self, tenant_id: str) -> AsyncApp | None:
+        """The app of a tenant that brings its own Slack app, or None if it does not."""
+        try:
+            tenant = self._tenants.get(tenant_id)
+        except UnknownTenant:
+            return None
+        env = tenant.slack.signing_secret_env
+        secret = os.environ.get(env, "") if env else ""
+        if not secret:
+            return None
+        cached = self._own.get(tenant_id)
+        if cached is None or cached[0] != secret:
+            cached = (secret, self._build(secret, tenant_id))
+            self._own[tenant_id] = cached
+        return cached[1]
+
+    def forget_installation(self, team_id: str) -> None:
+        self._installed.pop(team_id, None)
+
+    def _build(self, signing_secret: str, only_tenant: str | None) -> AsyncApp:
+        """One bolt app and its listeners. Bolt injects arguments by parameter name, so
+        it is given plain functions rather than bound methods."""
+
         async def authorize(enterprise_id: str | None, team_id: str | None
                             ) -> AuthorizeResult | None:
-            return await self._authorize(enterprise_id, team_id)
+            return await self._authorize(enterprise_id, team_id, only_tenant)
 
         async def on_message(body: dict[str, Any], client: AsyncWebClient,
                              context: dict[str, Any]) -> None:
             await self._on_message(body, client, context)
 
-        self.app = AsyncApp(signing_secret=signing_secret,
-                            authorize=authorize,  # type: ignore[arg-type]  # None = refused
-                            client=web_client("", api_url), process_before_response=False,
-                            logger=logging.getLogger("switchboard.slack.bolt"))
         async def on_command(ack: Any, body: dict[str, Any], client: AsyncWebClient,
-                             respond: Any) -> None:
+                             respond: Any, context: dict[str, Any]) -> None:
             await ack()
-            await self._on_command(body, client, respond)
+            await self._on_command(body, client, respond, context)
 
         async def on_action(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
             await ack()
             await self._on_action(body, client)
 
-        self.app.action(re.compile(r"^(feedback_up|feedback_down|follow_up_\d+)$"))(on_action)
-        self.app.event("app_mention")(on_message)
-        self.app.event("message")(on_message)
-        self.app.command(re.compile(r"^/[a-z0-9_-]+$"))(on_command)
+        async def on_uninstall(body: dict[str, Any]) -> None:
+            await self._on_uninstall(body, only_tenant)
 
-    async def _authorize(self, enterprise_id: str | None, team_id: str | None
-                         ) -> AuthorizeResult | None:
+        app = AsyncApp(signing_secret=signing_secret,
+                       authorize=authorize,  # type: ignore[arg-type]  # None = refused
+                       client=web_client("", self._api_url), process_before_response=False,
+                       logger=logging.getLogger("switchboard.slack.bolt"))
+        app.action(re.compile(r"^(feedback_up|feedback_down|follow_up_\d+)$"))(on_action)
+        app.event("app_mention")(on_message)
+        app.event("message")(on_message)
+        app.event("app_uninstalled")(on_uninstall)
+        app.event("tokens_revoked")(on_uninstall)
+        app.command(re.compile(r"^/[a-z0-9_-]+$"))(on_command)
+        return app
+
+    async def _authorize(self, enterprise_id: str | None, team_id: str | None,
+                         only_tenant: str | None) -> AuthorizeResult | None:
+        team = team_id or ""
         try:
-            tenant = self._tenants.resolve(Binding("slack", team_id or ""))
+            tenant = self._tenants.resolve(Binding("slack", team))
         except UnknownTenant:
             log.warning("Slack event from a workspace bound to no tenant",
-                        extra={"team_id": team_id, "channel": "slack"})
+                        extra={"team_id": team, "channel": "slack"})
             return None
-        token = os.environ.get(tenant.slack.bot_token_env, "") \
-            if tenant.slack.bot_token_env else ""
+        if only_tenant is not None and tenant.id != only_tenant:
+            log.warning("Slack event signed by tenant %s's own app names a workspace of "
+                        "another tenant; refused", only_tenant,
+                        extra={"tenant": only_tenant, "team_id": team, "channel": "slack"})
+            return None
+        installation = await self._installation(team) if only_tenant is None else None
+        if installation is not None:
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
+                                   bot_token=installation.bot_token,
+                                   bot_user_id=installation.bot_user_id,
+                                   bot_id=installation.bot_id)
+        env = tenant.slack.bot_token_env
+        token = os.environ.get(env, "") if env else ""
         if not token:
-            log.error("tenant has no Slack bot token (slack.bot_token_env)",
-                      extra={"tenant": tenant.id, "channel": "slack"})
+            log.error("no Slack bot token for this workspace: install the app through "
+                      "/slack/install or set the variable named by slack.bot_token_env",
+                      extra={"tenant": tenant.id, "team_id": team, "channel": "slack"})
             return None
         if token not in self._bot_users:
             who = await web_client(token, self._api_url).auth_test()
@@ -107,6 +168,43 @@ class SlackAdapter:
         user_id, bot_id = self._bot_users[token]
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token,
                                bot_user_id=user_id, bot_id=bot_id)
+
+    async def _installation(self, team_id: str) -> Installation | None:
+        """The OAuth installation of a workspace, cached briefly in this process (an
+        uninstall seen by another worker reaches this one within the TTL)."""
+        if self._installations is None:
+            return None
+        cached = self._installed.get(team_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            installation = await self._installations.find("slack", team_id)
+        except TokenDecryptError:
+            log.error("the stored Slack token cannot be decrypted (was "
+                      "SLACK_TOKEN_ENCRYPTION_KEY changed?); reinstall the app",
+                      extra={"team_id": team_id, "channel": "slack"})
+            installation = None
+        if installation is not None:
+            register_secret(installation.bot_token)
+        self._installed[team_id] = (now + INSTALL_CACHE_S, installation)
+        return installation
+
+    async def _on_uninstall(self, body: dict[str, Any], only_tenant: str | None) -> None:
+        """``app_uninstalled`` (or a revoked bot token) deletes the workspace's stored
+        installation, so its token is never used again."""
+        team = str(body.get("team_id", ""))
+        event = body.get("event", {})
+        if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
+            return
+        removed = False
+        if only_tenant is None and self._installations is not None:
+            removed = await self._installations.delete("slack", team)
+        self.forget_installation(team)
+        log.warning("Slack app %s in workspace %s", "uninstalled" if
+                    event.get("type") == "app_uninstalled" else "tokens revoked", team,
+                    extra={"team_id": team, "channel": "slack",
+                           "installation_removed": removed})
 
     async def _on_message(self, body: dict[str, Any], client: AsyncWebClient,
                           context: dict[str, Any]) -> None:
@@ -120,8 +218,15 @@ class SlackAdapter:
         event = body["event"]
         if not self._allowed(body, event):
             return
-        if event["type"] == "message" and not await self._wants(event, message.thread,
-                                                                 bot_user, body):
+        token = str(context.get("bot_token") or "")
+        ingest = self._file_ingest(message, event, body)
+        if ingest is not None:
+            message = replace(message, text="/ingest", author=replace(
+                message.author, roles=await self._roles(client, message.author.id)),
+                attachments=tuple(self._with_fetch(a, token, ingest.knowledge.max_file_mb)
+                                  for a in message.attachments))
+        elif event["type"] == "message" and not await self._wants(event, message.thread,
+                                                                   bot_user, body):
             return
         sink = SlackThreadSink(client, event["channel"], event.get("thread_ts") or event["ts"],
                                message.author.id)
@@ -153,7 +258,7 @@ class SlackAdapter:
             client, channel, thread_ts, changed.author.id, reply_ts=reply_ts or None))
 
     async def _on_command(self, body: dict[str, Any], client: AsyncWebClient,
-                          respond: Any) -> None:
+                          respond: Any, context: dict[str, Any]) -> None:
         """``/switchboard <command> args`` runs the registry command; the answer follows
         through ``response_url``, privately or in the channel as the command declares."""
         team = str(body.get("team_id", ""))
@@ -164,24 +269,92 @@ class SlackAdapter:
         if body.get("command") != tenant.commands.slack_command:
             return
         user = str(body.get("user_id", ""))
-        roles: frozenset[str] = frozenset()
+        roles = await self._roles(client, user)
+        text = str(body.get("text", "")).strip() or "help"
+        files: tuple[Attachment, ...] = ()
+        name, _, rest = text.lstrip("/").partition(" ")
+        file_id = _FILE_ID.search(rest.strip()) if name == "ingest" else None
+        if file_id is not None:
+            found = await self._shared_file(client, file_id.group(1),
+                                            str(context.get("bot_token") or ""), tenant)
+            if found is None:
+                await respond(text=f"I can't open the file `{file_id.group(1)}`: share it in "
+                              "a channel I'm in, then try again.", response_type="ephemeral")
+                return
+            files, text = (found,), "ingest"
+        message = InboundMessage(
+            binding=Binding("slack", team),
+            thread=f"{body.get('channel_id', '')}:command:{user}",
+            author=Author(user, roles=roles), text=f"/{text.lstrip('/')}",
+            platform_message_id=f"command:{body.get('trigger_id', '')}", attachments=files)
+        await self._engine.handle(message, ResponseUrlSink(respond))
+
+    async def _roles(self, client: AsyncWebClient, user: str) -> frozenset[str]:
+        """Workspace admins and owners count as platform admins (``users.info``)."""
         try:
             info = await client.users_info(user=user)
             person = info.get("user") or {}
             if person.get("is_admin") or person.get("is_owner"):
-                roles = frozenset({"platform_admin"})
+                return frozenset({"platform_admin"})
         except SlackApiError as exc:
             log.warning("users.info failed (%s); treating %s as a member",
                         exc.response.get("error", ""), user)
         except Exception:
             log.warning("users.info failed; treating %s as a member", user, exc_info=True)
-        text = str(body.get("text", "")).strip() or "help"
-        message = InboundMessage(
-            binding=Binding("slack", team),
-            thread=f"{body.get('channel_id', '')}:command:{user}",
-            author=Author(user, roles=roles), text=f"/{text.lstrip('/')}",
-            platform_message_id=f"command:{body.get('trigger_id', '')}")
-        await self._engine.handle(message, ResponseUrlSink(respond))
+        return frozenset()
+
+    def _file_ingest(self, message: InboundMessage, event: dict[str, Any],
+                     body: dict[str, Any]) -> TenantConfig | None:
+        """Files shared with "ingest" (to the bot), or in a channel the tenant designates
+        for ingestion, go to the knowledge base; returns the tenant when that applies."""
+        if not message.attachments:
+            return None
+        try:
+            tenant = self._tenants.resolve(Binding("slack", str(body.get("team_id", ""))))
+        except UnknownTenant:
+            return None
+        asked = message.text.strip().lower().lstrip("/") == "ingest"
+        if asked or event.get("channel") in tenant.slack.ingest_channels:
+            return tenant
+        return None
+
+    async def _shared_file(self, client: AsyncWebClient, file_id: str, token: str,
+                           tenant: TenantConfig) -> Attachment | None:
+        try:
+            info = await client.files_info(file=file_id)
+        except SlackApiError as exc:
+            log.warning("files.info %s failed: %s", file_id, exc.response.get("error", ""),
+                        extra={"tenant": tenant.id, "channel": "slack"})
+            return None
+        file = info.get("file") or {}
+        return self._with_fetch(Attachment(
+            name=str(file.get("name", file_id)),
+            url=str(file.get("url_private_download") or file.get("url_private", "")),
+            content_type=str(file.get("mimetype", "")), size=int(file.get("size", 0))),
+            token, tenant.knowledge.max_file_mb)
+
+    def _with_fetch(self, attachment: Attachment, token: str, max_mb: int) -> Attachment:
+        """Slack files are private: they are downloaded with the bot token, which is sent
+        only to Slack's own hosts, and never read past the tenant's size limit."""
+        url = attachment.url
+        host = urlsplit(url).hostname or ""
+        trusted = host == "slack.com" or host.endswith(".slack.com") or \
+            host == urlsplit(self._api_url).hostname
+        limit = max_mb * 1024 * 1024
+
+        async def fetch() -> bytes:
+            if not trusted:
+                raise ValueError(f"not a Slack file URL: {host}")
+            timeout = aiohttp.ClientTimeout(total=60)
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
+                    url, headers={"Authorization": f"Bearer {token}"}) as response:
+                response.raise_for_status()
+                content = await response.content.read(limit + 1)
+            if len(content) > limit:
+                raise ValueError(f"larger than {max_mb} MB")
+            return content
+
+        return replace(attachment, fetch=fetch)
 
     async def _on_action(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         """A button under an answer: feedback is stored against its turn; a follow-up
@@ -238,13 +411,48 @@ class SlackAdapter:
         return bool(await self._engine.deps.sessions.recent(key, 1))
 
 
-def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None]) -> None:
-    async def events(request: web.Request) -> web.StreamResponse:
-        slack = adapter()
-        if slack is None:
-            return web.json_response({"error": "Slack is not configured: set "
-                                               "SLACK_SIGNING_SECRET"}, status=503)
-        response = await slack.app.async_dispatch(await to_bolt_request(request))
+def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None],
+          oauth: Callable[[], SlackOAuth | None]) -> None:
+    """The Slack routes. Each answers with a clear message when its part of Slack is
+    not configured, rather than a bare 404."""
+
+    async def dispatch(bolt: AsyncApp, request: web.Request) -> web.StreamResponse:
+        response = await bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
+    async def events(request: web.Request) -> web.StreamResponse:
+        slack = adapter()
+        if slack is None or slack.shared is None:
+            return web.json_response({"error": "Slack is not configured: set "
+                                               "SLACK_SIGNING_SECRET"}, status=503)
+        return await dispatch(slack.shared, request)
+
+    async def tenant_events(request: web.Request) -> web.StreamResponse:
+        tenant_id = request.match_info["tenant"]
+        slack = adapter()
+        bolt = slack.own_app(tenant_id) if slack is not None else None
+        if bolt is None:
+            log.warning("Slack events for a tenant with no own Slack app",
+                        extra={"tenant": tenant_id, "channel": "slack"})
+            return web.json_response({"error": "no Slack app of its own is configured for "
+                                               "this tenant (slack.signing_secret_env)"},
+                                     status=404)
+        return await dispatch(bolt, request)
+
+    def not_configured() -> web.Response:
+        return web.json_response({"error": "Slack OAuth is not configured: set "
+                                           "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
+                                           "SLACK_TOKEN_ENCRYPTION_KEY"}, status=503)
+
+    async def install(request: web.Request) -> web.StreamResponse:
+        flow = oauth()
+        return not_configured() if flow is None else await flow.install(request)
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        flow = oauth()
+        return not_configured() if flow is None else await flow.redirect(request)
+
     app.router.add_post("/slack/events", events)
+    app.router.add_post("/slack/events/{tenant}", tenant_events)
+    app.router.add_get("/slack/install", install)
+    app.router.add_get("/slack/oauth_redirect", redirect)

@@ -129,6 +129,9 @@ class SlackBinding(_Section):
     mentions_only: bool = Field(
         False, description="answer only when mentioned, also inside threads")
     answer_dms: bool = True
+    ingest_channels: list[str] = Field(
+        default_factory=list,
+        description="channel ids where files shared by an admin are ingested")
 
 
 class DiscordBinding(_Section):

@@ -8,6 +8,7 @@ as Slack does (``{"ok": true, ...}`` with a fresh ``ts``), and can inject a 429 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -32,6 +33,12 @@ class FakeSlack:
     rate_limited: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     url: str = ""
+    oauth_client: tuple[str, str] = ("", "")
+    oauth_grants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """code → the ``oauth.v2.access`` answer for it (single use, like Slack's)."""
+    files: dict[str, tuple[str, str, bytes]] = field(default_factory=dict)
+    """file id → (name, mimetype, content), served to the bearer of any token."""
+    downloads: list[tuple[str, str]] = field(default_factory=list)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def of(self, method: str) -> list[Call]:
@@ -56,6 +63,19 @@ class FakeSlack:
             user = str(payload.get("user", ""))
             return web.json_response({"ok": True, "user": {
                 "id": user, "is_admin": user in self.admins, "is_owner": False}})
+        if method == "oauth.v2.access":
+            basic = request.headers.get("Authorization", "").removeprefix("Basic ")
+            if base64.b64decode(basic or "Og==").decode() != ":".join(self.oauth_client):
+                return web.json_response({"ok": False, "error": "invalid_client_id"})
+            grant = self.oauth_grants.pop(str(payload.get("code", "")), None)
+            if grant is None:
+                return web.json_response({"ok": False, "error": "invalid_code"})
+            return web.json_response({"ok": True, "token_type": "bot", **grant})
+        if method == "files.info":
+            file_id = str(payload.get("file", ""))
+            if file_id not in self.files:
+                return web.json_response({"ok": False, "error": "file_not_found"})
+            return web.json_response({"ok": True, "file": self.file_object(file_id)})
         if method == "auth.test":
             return web.json_response({"ok": True, "user_id": "U0BOT", "team_id": "T0ACME",
                                       "bot_id": "B0BOT"})
@@ -63,6 +83,23 @@ class FakeSlack:
         return web.json_response({"ok": True, "channel": payload.get("channel"),
                                   "ts": payload.get("ts", ts), "message_ts": ts})
 
+
+    def file_object(self, file_id: str) -> dict[str, Any]:
+        name, mimetype, content = self.files[file_id]
+        base = self.url.removesuffix("/api/")
+        return {"id": file_id, "name": name, "mimetype": mimetype, "size": len(content),
+                "url_private": f"{base}/files-pri/{file_id}/{name}",
+                "url_private_download": f"{base}/files-pri/{file_id}/download/{name}"}
+
+    async def download(self, request: web.Request) -> web.Response:
+        """Private file downloads need the bot token, as on files.slack.com."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        file_id = request.match_info["id"]
+        self.downloads.append((file_id, token))
+        if not token.startswith("xoxb-") or file_id not in self.files:
+            return web.Response(status=404)
+        _, mimetype, content = self.files[file_id]
+        return web.Response(body=content, content_type=mimetype)
 
     async def response_url(self, request: web.Request) -> web.Response:
         """Where slash-command follow-ups are POSTed (the command's ``response_url``)."""
@@ -83,6 +120,7 @@ async def start_fake_slack(fake: FakeSlack) -> web.AppRunner:
     app.router.add_get("/api/{method}", fake.handle)
     app.router.add_post("/responses/{id}", fake.response_url)
     app.router.add_get("/slow-doc", slow_document)
+    app.router.add_get("/files-pri/{id}/{tail:.*}", fake.download)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
