@@ -305,3 +305,16 @@ async def test_slow_command_is_acked_at_once_and_answered_later(
     [answer] = await responses_for(slack_fake, "trig-slow", wait_s=20)
     assert time.monotonic() - started >= 4
     assert answer["text"].startswith("Added:") and "slow-doc" in answer["text"]
+
+
+async def test_message_shortcut_answers_the_chosen_message_in_its_thread(
+        served: str, slack_fake: FakeSlack) -> None:
+    status, text = await post(served, *signed_payload({
+        "type": "message_action", "callback_id": "ask_switchboard", "trigger_id": "trig-sc",
+        "team": {"id": "T0ACME"}, "user": {"id": "U0BOB"}, "channel": {"id": "C0GENERAL"},
+        "response_url": "http://127.0.0.1:9/unused",
+        "message": {"type": "message", "user": "U0ALICE", "ts": "1763770500.000100",
+                    "text": "How do refunds work?"}}))
+    assert status == 200 and text == ""
+    [reply] = await replies(slack_fake, "1763770500.000100", 1)
+    assert reply.payload["channel"] == "C0GENERAL"

@@ -32,7 +32,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import SlackThreadSink, web_client
-from adapters.slack.inbound import deleted, edited, mentions, to_inbound
+from adapters.slack.inbound import clean_text, deleted, edited, mentions, to_inbound
 from adapters.slack.oauth import SlackOAuth
 from adapters.slack.render import render
 from core.engine import Engine
@@ -120,6 +120,11 @@ class SlackAdapter:
             await ack()
             await self._on_action(body, client)
 
+        async def on_shortcut(ack: Any, body: dict[str, Any], client: AsyncWebClient,
+                              context: dict[str, Any]) -> None:
+            await ack()
+            await self._on_shortcut(body, client, context)
+
         async def on_uninstall(body: dict[str, Any]) -> None:
             await self._on_uninstall(body, only_tenant)
 
@@ -130,6 +135,7 @@ class SlackAdapter:
         app.action(re.compile(r"^(feedback_up|feedback_down|follow_up_\d+)$"))(on_action)
         app.event("app_mention")(on_message)
         app.event("message")(on_message)
+        app.shortcut("ask_switchboard")(on_shortcut)
         app.event("app_uninstalled")(on_uninstall)
         app.event("tokens_revoked")(on_uninstall)
         app.command(re.compile(r"^/[a-z0-9_-]+$"))(on_command)
@@ -355,6 +361,24 @@ class SlackAdapter:
             return content
 
         return replace(attachment, fetch=fetch)
+
+    async def _on_shortcut(self, body: dict[str, Any], client: AsyncWebClient,
+                           context: dict[str, Any]) -> None:
+        """The "Ask Switchboard" message shortcut: the chosen message is asked in its
+        thread on behalf of the person who picked the shortcut."""
+        chosen = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id", ""))
+        thread_ts = str(chosen.get("thread_ts") or chosen.get("ts", ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        text = clean_text(str(chosen.get("text", "")),
+                          str(context.get("bot_user_id") or ""))
+        if not (channel and thread_ts and text):
+            return
+        message = InboundMessage(
+            binding=Binding("slack", str((body.get("team") or {}).get("id", ""))),
+            thread=f"{channel}:{thread_ts}", author=Author(user), text=text,
+            platform_message_id=f"shortcut:{body.get('trigger_id', '')}")
+        await self._engine.handle(message, SlackThreadSink(client, channel, thread_ts, user))
 
     async def _on_action(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         """A button under an answer: feedback is stored against its turn; a follow-up
