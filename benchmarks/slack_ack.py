@@ -37,8 +37,11 @@ SECRET = "bench-signing-secret"
 
 
 
+LABELS = {"w1": 1, "w2": 2, "b": 3, "s": 4}
+
+
 def signed(n: int, label: str) -> tuple[bytes, dict[str, str]]:
-    ts = f"17637{n:05d}.{label}"
+    ts = f"17637{n:05d}.{LABELS[label]:06d}"  # a real Slack ts: seconds.micro
     body = json.dumps({"type": "event_callback", "team_id": "T0BENCH", "event_id": f"Ev{n}",
                        "event": {"type": "app_mention", "user": f"U{n % 50}",
                                  "text": "<@U0BOT> hello", "ts": ts,
@@ -76,6 +79,11 @@ async def load(url: str, requests: int, concurrency: int, label: str) -> dict[st
             "non_200": sum(v for k, v in statuses.items() if k != 200)}
 
 
+def answered(fake: FakeSlack) -> set[str]:
+    """Threads that got a reply (the placeholder or the final message)."""
+    return {str(c.payload.get("thread_ts")) for c in fake.of("chat.postMessage")}
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
@@ -111,6 +119,15 @@ async def main() -> int:
         baseline = await load(f"http://127.0.0.1:{port}/slack/events", args.requests,
                               args.concurrency, "b")
         switchboard = await load(f"{base}/slack/events", args.requests, args.concurrency, "s")
+        # The turns run after the acks: wait for their answers, so the run also shows that
+        # every acknowledged event was answered (and none twice).
+        expected = args.requests + 100
+        for _ in range(600):
+            if len(answered(fake)) >= expected:
+                break
+            await asyncio.sleep(0.1)
+        switchboard["answered"] = len(answered(fake))
+        switchboard["answered_expected"] = expected
     finally:
         serve.terminate()
         bare.terminate()
@@ -126,7 +143,8 @@ async def main() -> int:
         "target_p99_at_most_100ms": switchboard["p99_ms"] <= 100}
     print(f"bare bolt:   p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms")
     print(f"switchboard: p50 {switchboard['p50_ms']} ms, p99 {switchboard['p99_ms']} ms "
-          f"(ratio {results['p99_ratio']}; non-200: {switchboard['non_200']})")
+          f"(ratio {results['p99_ratio']}; non-200: {switchboard['non_200']}; answered "
+          f"{switchboard['answered']} of {switchboard['answered_expected']})")
     write_results("slack_ack", results)
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -159,12 +160,22 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
         )
         log.info("services ready: %s", "; ".join(f"{k}: {v}" for k, v in
                                                   services.descriptions.items()))
+        settle_heap()
         if initial_ingest == "wait":
             await _initial_ingest(services)
         elif initial_ingest == "background":
             task = asyncio.create_task(_initial_ingest(services))
             stack.push_async_callback(_cancel, task)
         yield services
+
+
+def settle_heap() -> None:
+    """Move everything built at start (libraries, models, vocabularies: a few hundred
+    thousand objects) out of the garbage collector's reach. A full collection over them
+    stops the event loop for about 0.1 s, which showed as the Slack ack p99; afterwards
+    collections only walk what turns allocate."""
+    gc.collect()
+    gc.freeze()
 
 
 def _secret_env_names(tenants: TenantRegistry, tenant_id: str) -> list[str]:

@@ -109,4 +109,12 @@ def to_inbound(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:
         binding=Binding("slack", team), thread=thread_of(event),
         author=Author(user), text=clean_text(event.get("text", ""), bot_user_id),
         platform_message_id=f"{event['channel']}:{event['ts']}", attachments=files,
-        received_at=datetime.fromtimestamp(float(event["ts"]), UTC))
+        received_at=_when(event["ts"]))
+
+
+def _when(ts: str) -> datetime:
+    """A Slack ts is the message's time; a malformed one is not worth losing it over."""
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except ValueError:
+        return datetime.now(UTC)
