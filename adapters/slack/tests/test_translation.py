@@ -91,3 +91,10 @@ def test_a_huge_answer_becomes_several_messages_within_block_limits() -> None:
     assert len(messages) == 3
     assert all(len(m.blocks) <= 50 for m in messages)
     assert messages[-1].blocks[-1]["type"] == "actions"
+
+
+def test_a_malformed_ts_does_not_lose_the_message() -> None:
+    message = to_inbound({"team_id": "T1", "event": {
+        "type": "app_mention", "user": "U1", "text": "<@UBOT> hi", "ts": "not-a-number",
+        "channel": "C1"}}, "UBOT")
+    assert message is not None and message.text == "hi"
