@@ -7,7 +7,7 @@ Resources are opened and closed in ``cleanup_ctx``; handlers reach them through 
 from __future__ import annotations
 
 import asyncio
-import html
+import contextlib
 import logging
 import os
 import time
@@ -20,14 +20,19 @@ from adapters.admin_api.routes import AdminApi
 from adapters.slack.app import SlackAdapter
 from adapters.slack.app import mount as mount_slack
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
+from adapters.widget.identity import TokenSigner, load_key
+from adapters.widget.server import WidgetAdapter, demo_page
+from adapters.widget.server import mount as mount_widget
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 from core.stores.mongo_installations import MongoInstallationStore
+from core.tenants.registry import UnknownTenant
 from core.token_cipher import CipherKeyError, TokenCipher
 
 log = logging.getLogger("switchboard.web")
 
 SERVICES = web.AppKey("services", Services)
+DEMO_TENANT = "demo"
 MAX_BODY_BYTES = 1 << 20
 CHECK_TIMEOUT_S = 2.0
 
@@ -70,17 +75,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    tenants = ", ".join(html.escape(t) for t in services.tenants.tenant_ids()) or "none"
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Switchboard</title><meta name="viewport" content="width=device-width,initial-scale=1">
-</head><body style="font-family:system-ui;max-width:40rem;margin:3rem auto;line-height:1.5">
-<h1>Switchboard is running</h1>
-<p>Tenants loaded: {tenants}.</p>
-<p>Talk to the engine from a terminal: <code>switchboard chat --tenant demo</code>.
-The embeddable web widget will be served here once it lands.</p>
-<p><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> ·
-<a href="/metrics">/metrics</a></p></body></html>"""
-    return web.Response(text=page, content_type="text/html")
+    key = ""
+    with contextlib.suppress(UnknownTenant):
+        key = services.tenants.get(DEMO_TENANT).widget.public_key
+    return web.Response(text=demo_page(key, services.tenants.tenant_ids()),
+                        content_type="text/html")
 
 
 async def _slack(services: Services, settings: Settings
@@ -120,13 +119,20 @@ def build_app(settings: Settings) -> web.Application:
                                  initial_ingest="background") as services:
             app[SERVICES] = services
             slack[0], oauth[0] = await _slack(services, settings)
+            signer = TokenSigner(await asyncio.to_thread(
+                load_key, os.environ.get("SWITCHBOARD_WIDGET_KEY", ""), settings.data_dir))
+            widget[0] = WidgetAdapter(services.engine, signer)
             yield
+            await widget[0].close()
 
     app.cleanup_ctx.append(services_ctx)
     AdminApi(lambda: (app[SERVICES].engine.deps, app[SERVICES].knowledge)).register(app)
     slack: list[SlackAdapter | None] = [None]
     oauth: list[SlackOAuth | None] = [None]
     mount_slack(app, lambda: slack[0], lambda: oauth[0])
+    widget: list[WidgetAdapter] = []
+    widget.append(None)  # type: ignore[arg-type]  # set once services are up
+    mount_widget(app, lambda: widget[0])
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -69,6 +69,9 @@ class CachedSessionStore:
                                     _encode(messages, len(messages) < self._window), self._ttl)
         return messages[-limit:]
 
+    async def transcript(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        return await self._store.transcript(key, limit)
+
     async def append(self, messages: list[StoredMessage]) -> None:
         await self._store.append(messages)
         for key in {m.key for m in messages}:

@@ -17,6 +17,11 @@ class SessionStore(Protocol):
         """The last ``limit`` messages of a thread, oldest first."""
         ...
 
+    async def transcript(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        """The last ``limit`` messages of a thread with their citations, oldest first:
+        what a channel shows when it restores a conversation (the widget on reload)."""
+        ...
+
     async def append(self, messages: list[StoredMessage]) -> None:
         """Store messages of one turn in one round trip."""
         ...

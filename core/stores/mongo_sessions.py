@@ -80,11 +80,18 @@ class MongoSessionStore:
         await self._messages.create_indexes(INDEXES)
 
     async def recent(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        return await self._last(key, limit, {"usage": 0, "citations": 0})
+
+    async def transcript(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
+        return await self._last(key, limit, {"usage": 0})
+
+    async def _last(self, key: ConversationKey, limit: int, projection: Document
+                    ) -> list[StoredMessage]:
         if limit <= 0:
             return []
         cursor = self._messages.find(
             {"tenant": key.tenant, "channel": key.channel, "thread": key.thread},
-            projection={"usage": 0, "citations": 0},
+            projection=projection,
         ).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
         docs = await cursor.to_list()
         return [_from_doc(d) for d in reversed(docs)]

@@ -146,6 +146,11 @@ class WidgetBinding(_Section):
     title: str = "Assistant"
     accent_color: str = Field("#4f46e5", pattern=r"^#[0-9a-fA-F]{6}$")
     position: Literal["bottom-right", "bottom-left"] = "bottom-right"
+    avatar_url: HttpUrl | None = Field(None, description="image shown beside answers")
+    allow_own_origin: bool = Field(
+        False, description="also accept pages served by Switchboard itself (the demo page)")
+    ip_per_minute: int = Field(30, ge=1, description="messages per minute from one IP")
+    max_message_chars: int = Field(2000, ge=1, le=20000)
 
 
 class AdminApi(_Section):

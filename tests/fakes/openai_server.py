@@ -34,6 +34,8 @@ class FakeOpenAI:
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    """Pause between streamed pieces: answers that take a while to arrive."""
     unknown_models: set[str] = field(default_factory=set)
     answer_prefix: str = "Answer to"
     url: str = ""
@@ -112,6 +114,8 @@ class FakeOpenAI:
                 request.transport.close()
                 return response
             await _send(response, _chunk(model, created, delta, None))
+            if self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
         await _send(response, _chunk(model, created, {}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             prompt = sum(len(str(m["content"]).split()) for m in body["messages"])

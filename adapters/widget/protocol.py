@@ -1,0 +1,60 @@
+"""The widget's wire format: what a browser may send, validated before anything runs.
+
+The same frames travel over the WebSocket and, in the fallback, as JSON bodies of
+``POST /widget/v1/messages``. See ``docs/widget.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Hello(_Frame):
+    type: Literal["hello"]
+    token: str = Field("", max_length=512)
+    user_id: str = Field("", max_length=128)
+    user_hmac: str = Field("", max_length=128)
+    after: int | None = Field(None, ge=0, description="last sequence number seen; resume")
+
+
+class SendMessage(_Frame):
+    type: Literal["message"]
+    text: str = Field(min_length=1, max_length=20000)
+    client_id: str = Field(pattern=r"^[A-Za-z0-9_-]{6,64}$")
+
+
+class SendFeedback(_Frame):
+    type: Literal["feedback"]
+    turn_id: str = Field(min_length=1, max_length=64)
+    rating: Literal["up", "down"]
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+ClientFrame = Annotated[Hello | SendMessage | SendFeedback | Ping, Field(discriminator="type")]
+CLIENT_FRAME: TypeAdapter[Hello | SendMessage | SendFeedback | Ping] = TypeAdapter(ClientFrame)
+
+
+class SessionRequest(_Frame):
+    """``POST /widget/v1/session``: the fallback transport's hello."""
+
+    key: str = Field(max_length=80)
+    token: str = Field("", max_length=512)
+    user_id: str = Field("", max_length=128)
+    user_hmac: str = Field("", max_length=128)
+
+
+class PostedFrame(_Frame):
+    """``POST /widget/v1/messages``: one frame with the session token it belongs to."""
+
+    key: str = Field(max_length=80)
+    token: str = Field(max_length=512)
+    frame: Annotated[SendMessage | SendFeedback, Field(discriminator="type")]
