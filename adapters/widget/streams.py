@@ -55,7 +55,10 @@ class ConversationStream:
             snapshot = list(self.events)
             replayed_to = max(after, self.seq)
             oldest = snapshot[0]["seq"] if snapshot else self.seq + 1
-            if after < oldest - 1 and after < self.seq:
+            behind = after < oldest - 1 and after < self.seq  # fell out of the buffer
+            ahead = after > self.seq  # saw events this process never made (restart,
+            # or another web worker): only the stored history can catch it up
+            if behind or ahead:
                 yield {"type": "reset", "seq": self.seq}
             else:
                 for event in snapshot:

@@ -93,6 +93,15 @@
   }
 
   // ------------------------------------------------------------------------ view --
+  // Icons are inline SVG (fixed markup, no text from anywhere): no emoji font needed.
+  function svg(path) {
+    return '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" fill="none" ' +
+      'stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">' +
+      path + "</svg>";
+  }
+  var ICON_CHAT = svg('<path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/>');
+  var ICON_UP = svg('<path d="M7 10v11M15 5.9 14 10h5.8a2 2 0 0 1 2 2.3l-1.4 7A2 2 0 0 1 18.5 21H7V10l4-8a3 3 0 0 1 4 3.9z"/>');
+  var ICON_DOWN = svg('<path d="M17 14V3M9 18.1 10 14H4.2a2 2 0 0 1-2-2.3l1.4-7A2 2 0 0 1 5.5 3H17v11l-4 8a3 3 0 0 1-4-3.9z"/>');
   var host = el("div", { id: "switchboard-widget" });
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML = [
@@ -100,7 +109,7 @@
     ":host{all:initial}",
     "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',sans-serif}",
     ".launcher{position:fixed;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;",
-    "background:var(--accent);color:#fff;font-size:26px;cursor:pointer;z-index:2147483646;",
+    "background:var(--accent);color:#fff;cursor:pointer;z-index:2147483646;display:grid;place-items:center;",
     "box-shadow:0 4px 14px rgba(0,0,0,.25)}",
     ".panel{position:fixed;bottom:88px;width:370px;max-width:calc(100vw - 24px);height:560px;",
     "max-height:calc(100vh - 110px);background:#fff;color:#111;border-radius:14px;display:flex;",
@@ -126,6 +135,7 @@
     ".sources ol{margin:2px 0 0;padding-left:18px}",
     ".sources a{color:var(--accent)}",
     ".row{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
+    ".launcher svg{width:26px;height:26px}.thumb{display:inline-grid;place-items:center}",
     ".chip,.thumb{border:1px solid #ccc;background:#fff;border-radius:14px;padding:3px 10px;cursor:pointer;color:#111}",
     ".thumb[aria-pressed=true]{background:var(--accent);color:#fff;border-color:var(--accent)}",
     ".note{font-size:12px;color:#555}",
@@ -142,7 +152,7 @@
     "border-radius:0;bottom:0}.launcher{bottom:14px}}",
     "</style>",
     '<button class="launcher" type="button" aria-label="Open chat" aria-expanded="false"',
-    ' aria-controls="sb-panel">&#x1F4AC;</button>',
+    ' aria-controls="sb-panel">' + ICON_CHAT + '</button>',
     '<section class="panel" id="sb-panel" role="dialog" aria-labelledby="sb-title" hidden>',
     '<header><img class="avatar" alt="" hidden><h2 id="sb-title">Assistant</h2>',
     '<button class="close" type="button" aria-label="Close chat">&times;</button></header>',
@@ -238,10 +248,11 @@
     }
     if (reply.turn_id && reply.kind === "answer") {
       var row = node.appendChild(el("div", { "class": "row feedback" }));
-      [["up", "👍", "Helpful"], ["down", "👎", "Not helpful"]].forEach(function (t) {
-        row.appendChild(el("button", { type: "button", "class": "thumb", "aria-label": t[2],
-          "aria-pressed": "false", "data-rating": t[0] }, t[1]))
-          .addEventListener("click", function () {
+      [["up", ICON_UP, "Helpful"], ["down", ICON_DOWN, "Not helpful"]].forEach(function (t) {
+        var thumb = el("button", { type: "button", "class": "thumb", "aria-label": t[2],
+          title: t[2], "aria-pressed": "false", "data-rating": t[0] });
+        thumb.innerHTML = t[1];  // a constant icon, never content
+        row.appendChild(thumb).addEventListener("click", function () {
             transport.send({ type: "feedback", turn_id: reply.turn_id, rating: t[0] });
           });
       });
@@ -318,8 +329,10 @@
   }
 
   function hello() {
-    var token = "";
-    try { token = localStorage.getItem(STORE) || ""; } catch (e) { token = ""; }
+    // This page's own session first (storage may be blocked or cleared), then the one a
+    // previous page load kept.
+    var token = transport.token;
+    if (!token) { try { token = localStorage.getItem(STORE) || ""; } catch (e) { token = ""; } }
     return { type: "hello", token: USER_ID ? "" : token, user_id: USER_ID, user_hmac: USER_HMAC,
       after: lastSeq };
   }
