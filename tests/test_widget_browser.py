@@ -224,3 +224,21 @@ async def test_a_connection_cut_mid_answer_completes_the_answer_once(
     text = await answer.inner_text()
     assert text.count("30 days") == 1 and text.count("Here is what the documentation") == 1
     await expect(page.locator(".msg.user")).to_have_count(1)
+
+
+async def test_where_websockets_are_blocked_the_widget_falls_back_to_sse(
+        served: str, page: Page) -> None:
+    async def refuse(route: WebSocketRoute) -> None:
+        await route.close(code=1011, reason="blocked by a proxy")
+
+    await page.route_web_socket(re.compile(r".*/widget/v1/ws.*"), refuse)
+    event_streams: list[str] = []
+    page.on("request", lambda r: event_streams.append(r.url)
+            if "/widget/v1/events" in r.url else None)
+    await page.goto(f"{served}/")
+    await page.locator(".launcher").click()
+    await ask(page, "How many days do I have to return an item?")
+    answer = page.locator(".msg.bot:not(.greeting)").last
+    await expect(answer.locator(".sources a")).to_be_visible(timeout=20000)
+    await expect(answer).to_contain_text("30 days")
+    assert event_streams
