@@ -99,6 +99,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "scheduler":
         from bots.scheduler import run_scheduler
         return asyncio.run(run_scheduler(settings))
+    if args.command == "discord":
+        from bots.discord_main import run_discord
+        return asyncio.run(run_discord(settings))
     print(f"switchboard {args.command}: not available in this version yet "
           "(see CHANGELOG.md for what has landed).", file=sys.stderr)
     return 2

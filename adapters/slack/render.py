@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.markdown import split_markdown
 from core.replies import Reply
 
 SECTION_LIMIT = 3000
@@ -61,24 +62,7 @@ def to_mrkdwn(markdown: str) -> str:
 
 
 def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
-    """Pieces within ``limit`` characters, cut at paragraphs (then lines, then spaces),
-    with code fences closed and reopened across cuts."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit - len(_FENCE) - 1]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"))
-        if cut < limit // 3:
-            cut = window.rfind(" ")
-        if cut <= 0:
-            cut = len(window)
-        piece, rest = rest[:cut], rest[cut:].lstrip("\n ")
-        if piece.count(_FENCE) % 2:
-            piece += "\n" + _FENCE
-            rest = _FENCE + "\n" + rest
-        pieces.append(piece)
-    pieces.append(rest)
-    return [p for p in pieces if p.strip()]
+    return split_markdown(text, limit)
 
 
 def _sources_block(reply: Reply) -> Block | None:

@@ -35,3 +35,8 @@ UNKNOWN_TENANT = Counter(
 BUDGET_REFUSED = Counter(
     "switchboard_budget_refused_total", "Turns refused for an exhausted token budget", ["tenant"],
 )
+PLATFORM_RATE_LIMITED = Counter(
+    "switchboard_platform_rate_limited_total",
+    "429 answers from a platform's API (the client retries after the wait it names)",
+    ["platform", "route"],
+)

@@ -137,6 +137,13 @@ class SlackBinding(_Section):
 class DiscordBinding(_Section):
     guild_ids: list[Annotated[str, Field(pattern=r"^\d{5,25}$")]] = []
     admin_role_ids: list[str] = []
+    bot_token_env: EnvName = Field(
+        "", description="this tenant's own bot token; empty = the shared DISCORD_BOT_TOKEN")
+    channel_ids: list[str] = Field(
+        default_factory=list, description="channels where every message is answered")
+    open_threads: bool = Field(
+        True, description="answer a mention in a channel in a new thread (the session)")
+    answer_dms: bool = True
 
 
 class WidgetBinding(_Section):

@@ -1,0 +1,57 @@
+"""The command registry as Discord application commands, and back.
+
+Each registry command becomes a guild slash command with typed options taken from its
+pydantic argument model, so Discord validates and autocompletes what it can. An
+interaction comes back as the same ``/name key=value`` text every channel sends, so the
+engine parses, permits and audits it exactly as elsewhere.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from core.commands.registry import Command
+
+STRING, INTEGER, BOOLEAN, NUMBER = 3, 4, 5, 10
+_TYPES = {"string": STRING, "integer": INTEGER, "boolean": BOOLEAN, "number": NUMBER}
+
+
+def _option_type(schema: dict[str, Any]) -> int:
+    kinds = [schema, *schema.get("anyOf", [])]
+    for kind in kinds:
+        if kind.get("type") in _TYPES and kind.get("type") != "null":
+            return _TYPES[kind["type"]]
+    return STRING
+
+
+def application_command(command: Command) -> dict[str, Any]:
+    """The JSON Discord takes for one CHAT_INPUT command (names and lengths as it limits)."""
+    schema = command.args.model_json_schema()
+    required = set(schema.get("required", []))
+    options = []
+    for name, prop in schema.get("properties", {}).items():
+        option: dict[str, Any] = {
+            "type": _option_type(prop), "name": name.lower()[:32],
+            "description": (prop.get("description") or name)[:100],
+            "required": name in required}
+        if "enum" in prop:
+            option["choices"] = [{"name": str(v)[:100], "value": v} for v in prop["enum"][:25]]
+        if "minimum" in prop and option["type"] in (INTEGER, NUMBER):
+            option["min_value"] = prop["minimum"]
+        options.append(option)
+    options.sort(key=lambda o: not o["required"])  # Discord wants required ones first
+    description = command.description + (" (admins)" if command.permission == "admin" else "")
+    return {"type": 1, "name": command.name, "description": description[:100],
+            "options": options}
+
+
+def interaction_text(data: dict[str, Any]) -> str:
+    """``/name key=value …`` from an interaction's ``data``, quoted for the parser."""
+    parts = [f"/{data.get('name', '')}"]
+    for option in data.get("options") or []:
+        value = option.get("value")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        parts.append(f"{option['name']}={shlex.quote(str(value))}")
+    return " ".join(parts)

@@ -1,0 +1,79 @@
+"""``switchboard discord``: the gateway process for every tenant's guilds.
+
+One client runs on the shared ``DISCORD_BOT_TOKEN`` for tenants without a bot of their
+own; each tenant that names ``discord.bot_token_env`` gets a client of its own. The REST
+and gateway endpoints come from ``DISCORD_API_URL`` and ``DISCORD_GATEWAY_URL`` (tests
+point them at a local stand-in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import discord
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from adapters.discord.bot import DiscordAdapter
+from bots.bootstrap import open_services
+from bots.settings import Settings
+
+log = logging.getLogger("switchboard.discord")
+
+
+def point_at(settings: Settings) -> None:
+    Route.BASE = settings.discord_api_url.rstrip("/")
+    if settings.discord_gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+async def run_discord(settings: Settings) -> int:
+    point_at(settings)
+    async with open_services(settings, watch_tenants=True) as services:
+        bots: list[tuple[DiscordAdapter, str]] = []
+        shared = os.environ.get("DISCORD_BOT_TOKEN", "")
+        if shared:
+            bots.append((DiscordAdapter(services.engine, services.tenants), shared))
+        for tenant_id in services.tenants.tenant_ids():
+            env = services.tenants.get(tenant_id).discord.bot_token_env
+            if not env:
+                continue
+            token = os.environ.get(env, "")
+            if not token:
+                log.error("tenant %s names %s for its Discord bot token, but it is unset",
+                          tenant_id, env, extra={"tenant": tenant_id, "channel": "discord"})
+                continue
+            bots.append((DiscordAdapter(services.engine, services.tenants,
+                                        only_tenant=tenant_id), token))
+        if not bots:
+            print("switchboard discord: no bot token. Set DISCORD_BOT_TOKEN, or name a "
+                  "variable in a tenant's [discord] bot_token_env (see docs/discord.md).",
+                  file=sys.stderr)
+            return 2
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runs = [asyncio.create_task(bot.client.start(token)) for bot, token in bots]
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*runs, waiter], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not waiter and t.exception() is not None]
+        for bot, _ in bots:
+            await bot.client.close()
+        for task in [*runs, waiter]:
+            task.cancel()
+        await asyncio.gather(*runs, waiter, return_exceptions=True)
+        for task in failed:
+            exc = task.exception()
+            if isinstance(exc, discord.LoginFailure):
+                print(f"switchboard discord: Discord refused a bot token ({exc}).",
+                      file=sys.stderr)
+            else:
+                log.error("Discord client stopped: %r", exc, exc_info=exc)
+            return 1
+    return 0
