@@ -24,6 +24,8 @@ from bots.bootstrap import open_services
 from bots.settings import Settings
 
 log = logging.getLogger("switchboard.discord")
+SHARD_FROM = 1000
+"""Bound guilds from which the shared bot runs sharded (Discord requires it at 2,500)."""
 
 
 def point_at(settings: Settings) -> None:
@@ -38,7 +40,11 @@ async def run_discord(settings: Settings) -> int:
         bots: list[tuple[DiscordAdapter, str]] = []
         shared = os.environ.get("DISCORD_BOT_TOKEN", "")
         if shared:
-            bots.append((DiscordAdapter(services.engine, services.tenants), shared))
+            guilds = sum(len(services.tenants.get(t).discord.guild_ids)
+                         for t in services.tenants.tenant_ids())
+            sharded = os.environ.get("DISCORD_SHARDED", "") == "1" or guilds >= SHARD_FROM
+            bots.append((DiscordAdapter(services.engine, services.tenants, sharded=sharded),
+                         shared))
         for tenant_id in services.tenants.tenant_ids():
             env = services.tenants.get(tenant_id).discord.bot_token_env
             if not env:

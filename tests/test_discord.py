@@ -4,7 +4,6 @@ Discord gateway and REST API, with the LLM served by a local OpenAI-compatible s
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 import uuid
@@ -54,7 +53,7 @@ async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeOpenAI, str]]:
 @pytest.fixture(scope="module")
 async def bot(fakes: tuple[FakeDiscord, FakeOpenAI, str], mongo_uri: str,
               tmp_path_factory: pytest.TempPathFactory
-              ) -> AsyncIterator[subprocess.Popen[str]]:
+              ) -> AsyncIterator[asyncio.subprocess.Process]:
     discord, llm, doc = fakes
     home = tmp_path_factory.mktemp("discord")
     tenants = home / "tenants"
@@ -81,13 +80,24 @@ async def bot(fakes: tuple[FakeDiscord, FakeOpenAI, str], mongo_uri: str,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, errors = await asyncio.wait_for(ingest.communicate(), 300)
     assert ingest.returncode == 0, errors.decode()
-    log = (home / "discord.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "bots", "discord"], env=env, cwd=ROOT,
-                               text=True, stdout=subprocess.DEVNULL, stderr=log)
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with (home / "discord.log").open("w") as log:
+        RUNNING[:] = [await start_bot(env, log)]
+        yield RUNNING[0]
+        RUNNING[0].terminate()
+        await asyncio.wait_for(RUNNING[0].wait(), 30)
+
+
+RUNNING: list[asyncio.subprocess.Process] = []
+"""The bot process of this module (a test restarts it)."""
+
+
+async def start_bot(env: dict[str, str], log: Any) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots", "discord", env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    process.env = env  # type: ignore[attr-defined]
+    process.log = log  # type: ignore[attr-defined]
+    return process
 
 
 async def wait_for(check: Any, wait_s: float = 20.0) -> Any:
@@ -111,7 +121,7 @@ def final_texts(discord: FakeDiscord, channel_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-async def ready(bot: subprocess.Popen[str], fakes: tuple[FakeDiscord, FakeOpenAI, str]
+async def ready(bot: asyncio.subprocess.Process, fakes: tuple[FakeDiscord, FakeOpenAI, str]
                 ) -> FakeDiscord:
     discord = fakes[0]
     await discord.connected()
@@ -240,3 +250,80 @@ async def test_a_429_is_waited_out_and_the_answer_still_arrives(ready: FakeDisco
                             if "rate limited question" in m["content"]])
     tries = posts_to(ready, GLOBEX_CHANNEL)[before:]
     assert len(tries) == 2 and tries[0].body == tries[1].body  # refused, then retried
+
+
+async def test_an_edited_question_is_answered_again_in_the_same_reply_and_a_deleted_one_removed(
+        ready: FakeDiscord) -> None:
+    question = ready.message_event(GLOBEX_GUILD, GLOBEX_CHANNEL, ALICE, "first wording")
+    await ready.dispatch("MESSAGE_CREATE", question)
+    [reply] = await wait_for(lambda: [m for m in final_texts(ready, GLOBEX_CHANNEL)
+                                      if "first wording" in m["content"] and m["embeds"] == []
+                                      and m["components"]])
+    await asyncio.sleep(0.3)  # the turn is stored just after the answer is sent
+    edited = {**question, "content": "second wording", "edited_timestamp": time.strftime(
+        "%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+    await ready.dispatch("MESSAGE_UPDATE", edited)
+    await wait_for(lambda: "second wording" in ready.messages[reply["id"]]["content"])
+    assert not [m for m in final_texts(ready, GLOBEX_CHANNEL)
+                if "second wording" in m["content"] and m["id"] != reply["id"]]
+    await asyncio.sleep(0.3)
+    await ready.dispatch("MESSAGE_DELETE", {"id": question["id"], "channel_id": GLOBEX_CHANNEL,
+                                            "guild_id": GLOBEX_GUILD})
+    await wait_for(lambda: ready.of("DELETE", f"/messages/{reply['id']}"))
+
+
+async def test_a_feedback_button_from_before_a_restart_still_works(
+        ready: FakeDiscord) -> None:
+    question = ready.message_event(GLOBEX_GUILD, GLOBEX_CHANNEL, ALICE, "rate me")
+    await ready.dispatch("MESSAGE_CREATE", question)
+    [reply] = await wait_for(lambda: [m for m in final_texts(ready, GLOBEX_CHANNEL)
+                                      if "rate me" in m["content"] and m["components"]])
+    up = next(b["custom_id"] for row in reply["components"] for b in row["components"]
+              if b["custom_id"].startswith("sb:fb:up:"))
+    await asyncio.sleep(0.3)
+    old = RUNNING[0]
+    old.terminate()
+    await asyncio.wait_for(old.wait(), 30)
+    RUNNING[0] = await start_bot(old.env, old.log)  # type: ignore[attr-defined]
+    await ready.connected(ready.identifies + ready.resumes + 1)
+    await asyncio.sleep(0.5)
+    click = ready.interaction_event(GLOBEX_GUILD, GLOBEX_CHANNEL, ALICE, "")
+    click.update(type=3, data={"custom_id": up, "component_type": 2},
+                 message={**reply, "author": ready.messages[reply["id"]]["author"]})
+    await ready.dispatch("INTERACTION_CREATE", click)
+    [answer] = await wait_for(lambda: ready.of("POST", f"/interactions/{click['id']}/"))
+    assert answer.body["data"]["content"] == "Thanks for the feedback!"
+    assert answer.body["data"]["flags"] & 64
+
+
+async def test_the_sharded_client_serves_too(mongo_uri: str, tmp_path: Path) -> None:
+    discord, llm = FakeDiscord(), FakeOpenAI()
+    discord.add_guild(GLOBEX_GUILD, [GLOBEX_CHANNEL])
+    discord_runner = await start_fake_discord(discord)
+    _, llm_runner = await start_fake_openai(llm)
+    (tmp_path / "tenants").mkdir()
+    (tmp_path / "tenants" / "globex.toml").write_text(
+        f'id = "globex"\nname = "Globex"\n[discord]\nguild_ids = ["{GLOBEX_GUILD}"]\n'
+        f'channel_ids = ["{GLOBEX_CHANNEL}"]\nopen_threads = false\n')
+    split = urlsplit(mongo_uri)
+    env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tmp_path / "tenants"),
+           "SWITCHBOARD_DATA_DIR": str(tmp_path / "var"), "HF_HUB_OFFLINE": "1",
+           "MONGODB_URI": f"{split.scheme}://{split.netloc}/shards_{uuid.uuid4().hex[:8]}",
+           "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": llm.url, "DISCORD_SHARDED": "1",
+           "DISCORD_BOT_TOKEN": "fake-bot-token", "DISCORD_API_URL": discord.url,
+           "DISCORD_GATEWAY_URL": discord.gateway_url}
+    with (tmp_path / "discord.log").open("w") as log:
+        process = await start_bot(env, log)
+        try:
+            await discord.connected()
+            assert discord.of("GET", "/gateway/bot")  # asks Discord how many shards
+            await discord.dispatch("MESSAGE_CREATE", discord.message_event(
+                GLOBEX_GUILD, GLOBEX_CHANNEL, ALICE, "sharded hello"))
+            await wait_for(lambda: [m for m in final_texts(discord, GLOBEX_CHANNEL)
+                                    if "sharded hello" in m["content"]])
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+            await discord_runner.cleanup()
+            await llm_runner.cleanup()

@@ -52,15 +52,18 @@ def rate_limit_trace() -> aiohttp.TraceConfig:
 
 class DiscordAdapter:
     def __init__(self, engine: Engine, tenants: TenantRegistry, *,
-                 only_tenant: str | None = None, min_interval_s: float = 1.0) -> None:
+                 only_tenant: str | None = None, min_interval_s: float = 1.0,
+                 sharded: bool = False) -> None:
         self._engine = engine
         self._tenants = tenants
         self._only = only_tenant
         self._interval = min_interval_s
         intents = discord.Intents.default()
         intents.message_content = True
-        self.client = SwitchboardClient(self, intents=intents, chunk_guilds_at_startup=False,
-                                        http_trace=rate_limit_trace())
+        kind = ShardedSwitchboardClient if sharded else SwitchboardClient
+        self.client: discord.Client = kind(self, intents=intents,
+                                           chunk_guilds_at_startup=False,
+                                           http_trace=rate_limit_trace())
 
     # -- tenants -------------------------------------------------------------------------
 
@@ -165,18 +168,25 @@ class DiscordAdapter:
         await self._engine.handle(inbound, ChannelSink(target, reference=reference,
                                                        min_interval_s=self._interval))
 
+    def _session_of(self, channel_id: int, message_id: int) -> str:
+        """A question that opened a thread lives in the channel, but its conversation is
+        the thread, whose id Discord makes equal to the message's."""
+        opened = self.client.get_channel(message_id)
+        return str(message_id if isinstance(opened, discord.Thread) else channel_id)
+
     async def on_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         """An edited question is answered again by editing the same reply."""
         data = payload.data
         if "content" not in data or (data.get("author") or {}).get("bot"):
             return
         tenant = self.tenant_of(payload.guild_id)
-        channel = self.client.get_channel(payload.channel_id)
+        session = self._session_of(payload.channel_id, payload.message_id)
+        channel = self.client.get_channel(int(session))  # where the answer is
         if tenant is None or channel is None or not isinstance(channel, discord.abc.Messageable):
             return
         author = data.get("author") or {}
         message = InboundMessage(
-            binding=self._binding(tenant), thread=str(payload.channel_id),
+            binding=self._binding(tenant), thread=session,
             author=Author(str(author.get("id", ""))), text=self._clean(str(data["content"])),
             platform_message_id=str(payload.message_id),
             revision=str(data.get("edited_timestamp") or ""))
@@ -192,11 +202,12 @@ class DiscordAdapter:
         tenant = self.tenant_of(payload.guild_id)
         if tenant is None:
             return
-        message = InboundMessage(binding=self._binding(tenant), thread=str(payload.channel_id),
+        session = self._session_of(payload.channel_id, payload.message_id)
+        message = InboundMessage(binding=self._binding(tenant), thread=session,
                                  author=Author(""), text="",
                                  platform_message_id=str(payload.message_id))
         removed = await self._engine.remove_turn(message)
-        channel = self.client.get_channel(payload.channel_id)
+        channel = self.client.get_channel(int(session))
         if removed and removed[1].isdigit() and isinstance(channel, discord.abc.Messageable) \
                 and hasattr(channel, "get_partial_message"):
             try:
@@ -268,10 +279,10 @@ def _button_label(interaction: discord.Interaction, custom_id: str) -> str:
     return ""
 
 
-class SwitchboardClient(discord.Client):
-    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
-        super().__init__(**options)
-        self.adapter = adapter
+class _Handlers:
+    """The gateway events the adapter handles, shared by the plain and sharded clients."""
+
+    adapter: DiscordAdapter
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
         await self.adapter.sync_commands(guild)
@@ -290,3 +301,18 @@ class SwitchboardClient(discord.Client):
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         await self.adapter.on_interaction(interaction)
+
+
+class SwitchboardClient(_Handlers, discord.Client):
+    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+        super().__init__(**options)
+        self.adapter = adapter
+
+
+class ShardedSwitchboardClient(_Handlers, discord.AutoShardedClient):
+    """For a bot in many guilds: Discord requires shards from 2,500 guilds on, and
+    ``GET /gateway/bot`` says how many."""
+
+    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+        super().__init__(**options)
+        self.adapter = adapter

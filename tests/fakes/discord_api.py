@@ -154,15 +154,16 @@ class FakeDiscord:
             if op == 1:
                 await ws.send_str(json.dumps({"op": 11}))
             elif op == 2:
-                await self._identify(ws)
+                await self._identify(ws, frame["d"].get("shard"))
             elif op == 6:
                 await self._resume(ws, frame["d"])
         return ws
 
-    async def _identify(self, ws: web.WebSocketResponse) -> None:
+    async def _identify(self, ws: web.WebSocketResponse, shard: list[int] | None) -> None:
         session = Session(session_id=f"session-{len(self.sessions) + 1}", ws=ws)
         self.sessions.append(session)
         await self.dispatch("READY", {
+            **({"shard": shard} if shard is not None else {}),
             "v": 10, "user": BOT_USER, "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url, "application": {"id": APP_ID, "flags": 0},
             "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
@@ -257,8 +258,8 @@ class FakeDiscord:
             if len(parts) == 5 and parts[4] == "threads" and method == "POST":
                 guild_id = next((g for g, d in self.guilds.items()
                                  if any(c["id"] == channel_id for c in d["channels"])), "")
-                thread = {
-                    "id": self.snowflake(), "type": 11, "guild_id": guild_id,
+                thread = {  # a thread started from a message takes the message's id
+                    "id": parts[3], "type": 11, "guild_id": guild_id,
                     "parent_id": channel_id, "name": body.get("name", "thread"),
                     "owner_id": BOT_ID, "message_count": 0, "member_count": 1,
                     "rate_limit_per_user": 0, "flags": 0, "thread_metadata": {
