@@ -15,6 +15,7 @@ import signal
 import sys
 
 import discord
+import prometheus_client
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
@@ -34,8 +35,18 @@ def point_at(settings: Settings) -> None:
         DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+def serve_metrics() -> None:
+    """This process has no web server: ``SWITCHBOARD_METRICS_PORT`` exposes its
+    Prometheus metrics (rate limits, turns, stages) on 127.0.0.1."""
+    port = os.environ.get("SWITCHBOARD_METRICS_PORT", "")
+    if port:
+        prometheus_client.start_http_server(int(port), addr="127.0.0.1")
+        log.info("metrics on http://127.0.0.1:%s/metrics", port)
+
+
 async def run_discord(settings: Settings) -> int:
     point_at(settings)
+    serve_metrics()
     async with open_services(settings, watch_tenants=True) as services:
         bots: list[tuple[DiscordAdapter, str]] = []
         shared = os.environ.get("DISCORD_BOT_TOKEN", "")

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from tests.fakes.discord_api import BOT_ID, Call, FakeDiscord, start_fake_discord, user
 from tests.fakes.openai_server import FakeOpenAI, start_fake_openai
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ACME_GUILD, ACME_CHANNEL, ACME_ADMIN_ROLE = "111111111111111111", "211111111111111111", \
@@ -73,7 +75,8 @@ async def bot(fakes: tuple[FakeDiscord, FakeOpenAI, str], mongo_uri: str,
            "MONGODB_URI": f"{split.scheme}://{split.netloc}/discord_{uuid.uuid4().hex[:8]}",
            "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": llm.url,
            "DISCORD_BOT_TOKEN": "fake-bot-token", "DISCORD_API_URL": discord.url,
-           "DISCORD_GATEWAY_URL": discord.gateway_url}
+           "DISCORD_GATEWAY_URL": discord.gateway_url,
+           "SWITCHBOARD_METRICS_PORT": str(METRICS_PORT)}
     # The document site runs on this event loop, so the ingest must not block it.
     ingest = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bots", "ingest", "--tenant", "acme", doc, env=env, cwd=ROOT,
@@ -87,6 +90,7 @@ async def bot(fakes: tuple[FakeDiscord, FakeOpenAI, str], mongo_uri: str,
         await asyncio.wait_for(RUNNING[0].wait(), 30)
 
 
+METRICS_PORT = free_port()
 RUNNING: list[asyncio.subprocess.Process] = []
 """The bot process of this module (a test restarts it)."""
 
@@ -250,6 +254,11 @@ async def test_a_429_is_waited_out_and_the_answer_still_arrives(ready: FakeDisco
                             if "rate limited question" in m["content"]])
     tries = posts_to(ready, GLOBEX_CHANNEL)[before:]
     assert len(tries) == 2 and tries[0].body == tries[1].body  # refused, then retried
+    async with aiohttp.ClientSession() as http, http.get(
+            f"http://127.0.0.1:{METRICS_PORT}/metrics") as response:
+        metrics = await response.text()
+    assert 'switchboard_platform_rate_limited_total{platform="discord",route="POST ' \
+           '/api/v10/channels/{id}/messages"} 1.0' in metrics
 
 
 async def test_an_edited_question_is_answered_again_in_the_same_reply_and_a_deleted_one_removed(
