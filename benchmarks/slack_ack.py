@@ -18,17 +18,15 @@ import hashlib
 import hmac
 import json
 import shutil
-import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from benchmarks.report import percentile, write_results
+from benchmarks.report import percentile, start_baseline, write_results
 from tests.fakes.slack_api import FakeSlack, start_fake_slack
 from tests.servers import free_port, start_switchboard
 
@@ -103,16 +101,7 @@ async def main() -> int:
            "LOG_LEVEL": "WARNING"}
     base, serve = await asyncio.to_thread(start_switchboard, env, ROOT, home / "serve.log")
     port = free_port()
-    bare = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.bare_bolt", str(port), SECRET, cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            await asyncio.to_thread(urllib.request.urlopen,
-                                    f"http://127.0.0.1:{port}/healthz", None, 1)
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
+    bare = await start_baseline("benchmarks.bare_bolt", port, SECRET)
     try:
         await load(f"http://127.0.0.1:{port}/slack/events", 100, 10, "w1")
         await load(f"{base}/slack/events", 100, 10, "w2")

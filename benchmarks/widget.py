@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.report import percentile, write_results
+from benchmarks.report import percentile, start_baseline, write_results
 from tests.fakes.openai_server import FakeOpenAI, start_fake_openai
 from tests.servers import free_port, start_switchboard
 
@@ -99,16 +97,7 @@ async def main() -> int:
            "OPENAI_BASE_URL": llm.url, "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
     base, serve = await asyncio.to_thread(start_switchboard, env, ROOT, home / "serve.log")
     port = free_port()
-    bare = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.bare_ws", str(port), cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            await asyncio.to_thread(urllib.request.urlopen,
-                                    f"http://127.0.0.1:{port}/healthz", None, 1)
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
+    bare = await start_baseline("benchmarks.bare_ws", port)
     ws_base = base.replace("http", "ws", 1)
     try:
         await load(f"{ws_base}/widget/v1/ws?key=pk_bench_widget", 10, 2)  # warm-up

@@ -18,11 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from adapters.admin_api.routes import AdminApi
 from adapters.slack.app import SlackAdapter
-from adapters.slack.app import mount as mount_slack
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
+from adapters.slack.routes import mount as mount_slack
 from adapters.widget.identity import TokenSigner, load_key
-from adapters.widget.server import WidgetAdapter, demo_page
-from adapters.widget.server import mount as mount_widget
+from adapters.widget.routes import demo_page
+from adapters.widget.routes import mount as mount_widget
+from adapters.widget.server import WidgetAdapter
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 from core.stores.mongo_installations import MongoInstallationStore

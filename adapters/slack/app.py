@@ -18,22 +18,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import SlackThreadSink, web_client
+from adapters.slack.files import FILE_ID, shared_file, wants_ingest, with_fetch
 from adapters.slack.inbound import clean_text, deleted, edited, mentions, to_inbound
-from adapters.slack.oauth import SlackOAuth
 from adapters.slack.render import render
 from core.engine import Engine
 from core.feedback import Rating
@@ -48,7 +43,6 @@ from core.token_cipher import TokenDecryptError
 
 log = logging.getLogger("switchboard.slack")
 INSTALL_CACHE_S = 30.0
-_FILE_ID = re.compile(r"(?:^|[/-])(F[A-Z0-9]{6,})(?:/|$)")
 
 
 class ResponseUrlSink:
@@ -279,7 +273,7 @@ class SlackAdapter:
         text = str(body.get("text", "")).strip() or "help"
         files: tuple[Attachment, ...] = ()
         name, _, rest = text.lstrip("/").partition(" ")
-        file_id = _FILE_ID.search(rest.strip()) if name == "ingest" else None
+        file_id = FILE_ID.search(rest.strip()) if name == "ingest" else None
         if file_id is not None:
             found = await self._shared_file(client, file_id.group(1),
                                             str(context.get("bot_token") or ""), tenant)
@@ -311,56 +305,18 @@ class SlackAdapter:
 
     def _file_ingest(self, message: InboundMessage, event: dict[str, Any],
                      body: dict[str, Any]) -> TenantConfig | None:
-        """Files shared with "ingest" (to the bot), or in a channel the tenant designates
-        for ingestion, go to the knowledge base; returns the tenant when that applies."""
-        if not message.attachments:
-            return None
         try:
             tenant = self._tenants.resolve(Binding("slack", str(body.get("team_id", ""))))
         except UnknownTenant:
             return None
-        asked = message.text.strip().lower().lstrip("/") == "ingest"
-        if asked or event.get("channel") in tenant.slack.ingest_channels:
-            return tenant
-        return None
+        return tenant if wants_ingest(message, event, tenant) else None
+
+    def _with_fetch(self, attachment: Attachment, token: str, max_mb: int) -> Attachment:
+        return with_fetch(attachment, token, max_mb, self._api_url)
 
     async def _shared_file(self, client: AsyncWebClient, file_id: str, token: str,
                            tenant: TenantConfig) -> Attachment | None:
-        try:
-            info = await client.files_info(file=file_id)
-        except SlackApiError as exc:
-            log.warning("files.info %s failed: %s", file_id, exc.response.get("error", ""),
-                        extra={"tenant": tenant.id, "channel": "slack"})
-            return None
-        file = info.get("file") or {}
-        return self._with_fetch(Attachment(
-            name=str(file.get("name", file_id)),
-            url=str(file.get("url_private_download") or file.get("url_private", "")),
-            content_type=str(file.get("mimetype", "")), size=int(file.get("size", 0))),
-            token, tenant.knowledge.max_file_mb)
-
-    def _with_fetch(self, attachment: Attachment, token: str, max_mb: int) -> Attachment:
-        """Slack files are private: they are downloaded with the bot token, which is sent
-        only to Slack's own hosts, and never read past the tenant's size limit."""
-        url = attachment.url
-        host = urlsplit(url).hostname or ""
-        trusted = host == "slack.com" or host.endswith(".slack.com") or \
-            host == urlsplit(self._api_url).hostname
-        limit = max_mb * 1024 * 1024
-
-        async def fetch() -> bytes:
-            if not trusted:
-                raise ValueError(f"not a Slack file URL: {host}")
-            timeout = aiohttp.ClientTimeout(total=60)
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
-                    url, headers={"Authorization": f"Bearer {token}"}) as response:
-                response.raise_for_status()
-                content = await response.content.read(limit + 1)
-            if len(content) > limit:
-                raise ValueError(f"larger than {max_mb} MB")
-            return content
-
-        return replace(attachment, fetch=fetch)
+        return await shared_file(client, file_id, token, tenant, self._api_url)
 
     async def _on_shortcut(self, body: dict[str, Any], client: AsyncWebClient,
                            context: dict[str, Any]) -> None:
@@ -433,50 +389,3 @@ class SlackAdapter:
             return False
         key = ConversationKey(tenant.id, "slack", thread)
         return bool(await self._engine.deps.sessions.recent(key, 1))
-
-
-def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None],
-          oauth: Callable[[], SlackOAuth | None]) -> None:
-    """The Slack routes. Each answers with a clear message when its part of Slack is
-    not configured, rather than a bare 404."""
-
-    async def dispatch(bolt: AsyncApp, request: web.Request) -> web.StreamResponse:
-        response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
-
-    async def events(request: web.Request) -> web.StreamResponse:
-        slack = adapter()
-        if slack is None or slack.shared is None:
-            return web.json_response({"error": "Slack is not configured: set "
-                                               "SLACK_SIGNING_SECRET"}, status=503)
-        return await dispatch(slack.shared, request)
-
-    async def tenant_events(request: web.Request) -> web.StreamResponse:
-        tenant_id = request.match_info["tenant"]
-        slack = adapter()
-        bolt = slack.own_app(tenant_id) if slack is not None else None
-        if bolt is None:
-            log.warning("Slack events for a tenant with no own Slack app",
-                        extra={"tenant": tenant_id, "channel": "slack"})
-            return web.json_response({"error": "no Slack app of its own is configured for "
-                                               "this tenant (slack.signing_secret_env)"},
-                                     status=404)
-        return await dispatch(bolt, request)
-
-    def not_configured() -> web.Response:
-        return web.json_response({"error": "Slack OAuth is not configured: set "
-                                           "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
-                                           "SLACK_TOKEN_ENCRYPTION_KEY"}, status=503)
-
-    async def install(request: web.Request) -> web.StreamResponse:
-        flow = oauth()
-        return not_configured() if flow is None else await flow.install(request)
-
-    async def redirect(request: web.Request) -> web.StreamResponse:
-        flow = oauth()
-        return not_configured() if flow is None else await flow.redirect(request)
-
-    app.router.add_post("/slack/events", events)
-    app.router.add_post("/slack/events/{tenant}", tenant_events)
-    app.router.add_get("/slack/install", install)
-    app.router.add_get("/slack/oauth_redirect", redirect)

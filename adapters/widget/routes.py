@@ -1,0 +1,222 @@
+"""The widget's HTTP surface: the script, the WebSocket, the SSE fallback, CORS and the
+demo page. Each route checks the key, the origin and the identity through
+:class:`WidgetAdapter` before anything runs; refusals are JSON with a clear message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ValidationError
+
+from adapters.widget.protocol import CLIENT_FRAME, Hello, PostedFrame, SessionRequest
+from adapters.widget.server import STATIC, WidgetAdapter, WidgetRefused
+from core.observability.logging import log_context
+from core.tenants.models import TenantConfig
+
+HELLO_TIMEOUT_S = 10.0
+MAX_FRAME_BYTES = 64 * 1024
+
+
+def _client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _refusal(exc: WidgetRefused, origin: str = "") -> web.Response:
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+    return web.json_response({"error": exc.code, "message": exc.message}, status=exc.status,
+                             headers=headers)
+
+
+async def _json_body(request: web.Request, model: type[BaseModel]) -> Any:
+    if request.content_length is not None and request.content_length > MAX_FRAME_BYTES:
+        raise WidgetRefused(413, "too_large", f"bodies are limited to {MAX_FRAME_BYTES} bytes")
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise WidgetRefused(422, "invalid", f"{where}: {first['msg']}") from None
+
+
+def mount(app: web.Application, get: Any) -> None:
+    """Routes of the widget. ``get()`` returns the WidgetAdapter once services are up."""
+
+    async def script(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "widget.js", headers={
+            "Content-Type": "application/javascript; charset=utf-8",
+            "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})
+
+    async def socket(request: web.Request) -> web.StreamResponse:
+        widget: WidgetAdapter = get()
+        try:
+            tenant = widget.tenant_for(request.query.get("key", ""))
+            widget.check_origin(request, tenant)
+        except WidgetRefused as exc:
+            return _refusal(exc)
+        ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES)
+        await ws.prepare(request)
+        with log_context(tenant=tenant.id, channel="widget"):
+            await _serve_socket(widget, tenant, ws, _client_ip(request))
+        return ws
+
+    async def session(request: web.Request) -> web.StreamResponse:
+        widget: WidgetAdapter = get()
+        origin = ""
+        try:
+            body: SessionRequest = await _json_body(request, SessionRequest)
+            tenant = widget.tenant_for(body.key)
+            origin = widget.check_origin(request, tenant)
+            identity = widget.identify(tenant, body.token, body.user_id, body.user_hmac)
+        except WidgetRefused as exc:
+            return _refusal(exc, origin)
+        return web.json_response(await widget.welcome(tenant, identity, True),
+                                 headers={"Access-Control-Allow-Origin": origin,
+                                          "Vary": "Origin"})
+
+    async def post_message(request: web.Request) -> web.StreamResponse:
+        widget: WidgetAdapter = get()
+        origin = ""
+        try:
+            body: PostedFrame = await _json_body(request, PostedFrame)
+            tenant = widget.tenant_for(body.key)
+            origin = widget.check_origin(request, tenant)
+            identity = widget.identify(tenant, body.token, "", "")
+        except WidgetRefused as exc:
+            return _refusal(exc, origin)
+        with log_context(tenant=tenant.id, channel="widget"):
+            event = await widget.accept(tenant, identity, body.frame, _client_ip(request))
+        return web.json_response(event or {"type": "accepted"},
+                                 status=429 if event and event.get("code") == "rate_limited"
+                                 else 422 if event else 202,
+                                 headers={"Access-Control-Allow-Origin": origin,
+                                          "Vary": "Origin"})
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: the fallback's downstream. ``Last-Event-ID`` resumes."""
+        widget: WidgetAdapter = get()
+        try:
+            tenant = widget.tenant_for(request.query.get("key", ""))
+            origin = widget.check_origin(request, tenant, required=False)
+            identity = widget.identify(tenant, request.query.get("token", ""), "", "")
+            after = int(request.headers.get("Last-Event-ID") or request.query.get("after", "0"))
+        except WidgetRefused as exc:
+            return _refusal(exc)
+        except ValueError:
+            return _refusal(WidgetRefused(400, "invalid", "after must be a number"))
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no", **({"Access-Control-Allow-Origin": origin,
+                                            "Vary": "Origin"} if origin else {})})
+        await response.prepare(request)
+        stream = widget.streams.get(tenant.id, identity.subject)
+
+        async def keepalive() -> None:
+            while True:
+                await asyncio.sleep(20)
+                await response.write(b": keepalive\n\n")
+
+        pinger = asyncio.create_task(keepalive())
+        try:
+            async for event in stream.follow(after):
+                await response.write(f"id: {event['seq']}\ndata: {json.dumps(event)}\n\n"
+                                     .encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            pinger.cancel()
+        return response
+
+    async def preflight(request: web.Request) -> web.Response:
+        origin = request.headers.get("Origin", "")
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600"})
+
+    app.router.add_get("/widget.js", script)
+    app.router.add_get("/widget/v1/ws", socket)
+    app.router.add_post("/widget/v1/session", session)
+    app.router.add_post("/widget/v1/messages", post_message)
+    app.router.add_get("/widget/v1/events", events)
+    app.router.add_route("OPTIONS", "/widget/v1/{tail:.*}", preflight)
+
+
+async def _serve_socket(widget: WidgetAdapter, tenant: TenantConfig,
+                        ws: web.WebSocketResponse, ip: str) -> None:
+    try:
+        first = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
+        hello = CLIENT_FRAME.validate_json(first.data) if first.type == WSMsgType.TEXT \
+            else None
+    except (TimeoutError, ValidationError):
+        hello = None
+    if not isinstance(hello, Hello):
+        await ws.send_json({"type": "error", "code": "hello",
+                            "message": "the first frame must be a hello"})
+        await ws.close(code=4400)
+        return
+    try:
+        identity = widget.identify(tenant, hello.token, hello.user_id, hello.user_hmac)
+    except WidgetRefused as exc:
+        await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        await ws.close(code=4401)
+        return
+    welcome = await widget.welcome(tenant, identity, hello.after is None)
+    await ws.send_json(welcome)
+    stream = widget.streams.get(tenant.id, identity.subject)
+    after = hello.after if hello.after is not None else int(welcome["seq"])
+
+    async def pump() -> None:
+        async for event in stream.follow(after):
+            await ws.send_json(event)
+
+    pumping = asyncio.create_task(pump())
+    try:
+        async for raw in ws:
+            if raw.type != WSMsgType.TEXT:
+                continue
+            try:
+                frame = CLIENT_FRAME.validate_json(raw.data)
+            except ValidationError as exc:
+                await ws.send_json({"type": "error", "code": "invalid",
+                                    "message": exc.errors()[0]["msg"]})
+                continue
+            if isinstance(frame, Hello):
+                continue
+            reply = await widget.accept(tenant, identity, frame, ip)
+            if reply is not None:
+                await ws.send_json(reply)
+    finally:
+        pumping.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await pumping
+
+
+SNIPPET = '<script src="https://HOST/widget.js" data-key="YOUR_PUBLIC_KEY" async></script>'
+
+
+def demo_page(public_key: str, tenants: list[str]) -> str:
+    """``GET /``: the demo tenant's widget on a page that says what it is."""
+    listed = ", ".join(html.escape(t) for t in tenants) or "none"
+    embed = (f'<script src="/widget.js" data-key="{html.escape(public_key)}" async></script>'
+             if public_key else "<p><strong>The demo tenant has no widget key.</strong></p>")
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Switchboard</title><meta name="viewport" content="width=device-width,initial-scale=1">
+</head><body style="font-family:system-ui;max-width:40rem;margin:3rem auto;padding:0 1rem;
+line-height:1.5">
+<h1>Switchboard is running</h1>
+<p>The chat button in the corner is the web widget of the demo tenant. Ask it about
+Switchboard: it answers from the project's own documentation, with sources. Type
+<code>/help</code> for its commands.</p>
+<p>Tenants loaded: {listed}.</p>
+<p>Add the widget to any site with one tag:</p>
+<pre style="background:#f4f4f5;padding:.75rem;overflow:auto">{html.escape(SNIPPET)}</pre>
+<p><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> ·
+<a href="/metrics">/metrics</a> · <a href="/api/v1/openapi.json">admin API</a></p>
+{embed}
+</body></html>"""
