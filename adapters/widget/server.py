@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,7 +79,6 @@ class WidgetAdapter:
         self._engine = engine
         self._signer = signer
         self.streams = Streams()
-        self._seen: dict[tuple[str, str], OrderedDict[str, None]] = {}
         self._inflight: dict[tuple[str, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -171,7 +169,7 @@ class WidgetAdapter:
             return {"type": "error", "code": "too_long", "client_id": frame.client_id,
                     "message": f"Messages are limited to {tenant.widget.max_message_chars} "
                                "characters."}
-        seen = self._seen.setdefault((tenant.id, identity.subject), OrderedDict())
+        seen = stream.seen
         if frame.client_id in seen:
             return None  # a resend after a reconnect: already accepted once
         decision = await self._engine.deps.state.take(

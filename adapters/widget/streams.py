@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,9 @@ class ConversationStream:
     inflight_from: int | None = None
     """Sequence number before the first event of the turn being answered, if any."""
     touched: float = field(default_factory=time.monotonic)
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    """Client ids of recently accepted messages: a resend is not a second question.
+    Kept here so it is swept with the stream."""
 
     def publish(self, event: Event) -> Event:
         self.seq += 1
