@@ -150,7 +150,10 @@ class DiscordAdapter:
                     or await self._engine.deps.sessions.recent(key, 1)):
                 return
         elif mentioned or configured:
-            if settings.open_threads:
+            opened = message.guild.get_thread(message.id)  # a redelivered mention
+            if opened is not None:
+                target, reference = opened, None
+            elif settings.open_threads:
                 try:
                     target = await message.create_thread(
                         name=(self._clean(message.content) or "Question")[:90],
@@ -165,8 +168,14 @@ class DiscordAdapter:
             binding=self._binding(tenant), thread=str(getattr(target, "id", channel.id)),
             author=self._author(message.author, tenant), text=self._clean(message.content),
             platform_message_id=str(message.id), received_at=message.created_at)
-        await self._engine.handle(inbound, ChannelSink(target, reference=reference,
-                                                       min_interval_s=self._interval))
+        await self._deliver(inbound, ChannelSink(target, reference=reference,
+                                                 min_interval_s=self._interval))
+
+    async def _deliver(self, message: InboundMessage, sink: ChannelSink) -> None:
+        try:
+            await self._engine.handle(message, sink)
+        finally:
+            sink.close()
 
     def _session_of(self, channel_id: int, message_id: int) -> str:
         """A question that opened a thread lives in the channel, but its conversation is
@@ -194,8 +203,8 @@ class DiscordAdapter:
         if removed is None:
             return
         reply_id = int(removed[1]) if removed[1].isdigit() else None
-        await self._engine.handle(message, ChannelSink(channel, reply_id=reply_id,
-                                                       min_interval_s=self._interval))
+        await self._deliver(message, ChannelSink(channel, reply_id=reply_id,
+                                                 min_interval_s=self._interval))
 
     async def on_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         """A deleted question leaves the session, and its answer is deleted."""
@@ -262,8 +271,8 @@ class DiscordAdapter:
                 message = InboundMessage(
                     binding=base.binding, thread=base.thread, author=base.author,
                     text=question, platform_message_id=base.platform_message_id)
-                await self._engine.handle(message, ChannelSink(channel,
-                                                               min_interval_s=self._interval))
+                await self._deliver(message, ChannelSink(channel,
+                                                         min_interval_s=self._interval))
 
 
 def _rating(value: str) -> Rating:

@@ -55,6 +55,10 @@ class ChannelSink:
             self._typing.cancel()
             self._typing = None
 
+    def close(self) -> None:
+        """Stop typing even when no reply came (a duplicate delivery, a failure)."""
+        self._stop_typing()
+
     def _reply_to(self) -> dict[str, Any]:
         if self._reference is None:
             return {}

@@ -216,17 +216,20 @@ class SlackAdapter:
         if message is None:
             return
         event = body["event"]
-        if not self._allowed(body, event):
+        try:
+            tenant = self._tenants.resolve(message.binding)
+        except UnknownTenant:
             return
-        token = str(context.get("bot_token") or "")
-        ingest = self._file_ingest(message, event, body)
-        if ingest is not None:
+        if not _allowed(tenant, event):
+            return
+        if wants_ingest(message, event, tenant):
+            token = str(context.get("bot_token") or "")
             message = replace(message, text="/ingest", author=replace(
                 message.author, roles=await self._roles(client, message.author.id)),
-                attachments=tuple(self._with_fetch(a, token, ingest.knowledge.max_file_mb)
-                                  for a in message.attachments))
+                attachments=tuple(with_fetch(a, token, tenant.knowledge.max_file_mb,
+                                             self._api_url) for a in message.attachments))
         elif event["type"] == "message" and not await self._wants(event, message.thread,
-                                                                   bot_user, body):
+                                                                   bot_user, tenant):
             return
         sink = SlackThreadSink(client, event["channel"], event.get("thread_ts") or event["ts"],
                                message.author.id)
@@ -275,8 +278,8 @@ class SlackAdapter:
         name, _, rest = text.lstrip("/").partition(" ")
         file_id = FILE_ID.search(rest.strip()) if name == "ingest" else None
         if file_id is not None:
-            found = await self._shared_file(client, file_id.group(1),
-                                            str(context.get("bot_token") or ""), tenant)
+            found = await shared_file(client, file_id.group(1),
+                                      str(context.get("bot_token") or ""), tenant, self._api_url)
             if found is None:
                 await respond(text=f"I can't open the file `{file_id.group(1)}`: share it in "
                               "a channel I'm in, then try again.", response_type="ephemeral")
@@ -302,21 +305,6 @@ class SlackAdapter:
         except Exception:
             log.warning("users.info failed; treating %s as a member", user, exc_info=True)
         return frozenset()
-
-    def _file_ingest(self, message: InboundMessage, event: dict[str, Any],
-                     body: dict[str, Any]) -> TenantConfig | None:
-        try:
-            tenant = self._tenants.resolve(Binding("slack", str(body.get("team_id", ""))))
-        except UnknownTenant:
-            return None
-        return tenant if wants_ingest(message, event, tenant) else None
-
-    def _with_fetch(self, attachment: Attachment, token: str, max_mb: int) -> Attachment:
-        return with_fetch(attachment, token, max_mb, self._api_url)
-
-    async def _shared_file(self, client: AsyncWebClient, file_id: str, token: str,
-                           tenant: TenantConfig) -> Attachment | None:
-        return await shared_file(client, file_id, token, tenant, self._api_url)
 
     async def _on_shortcut(self, body: dict[str, Any], client: AsyncWebClient,
                            context: dict[str, Any]) -> None:
@@ -362,30 +350,23 @@ class SlackAdapter:
         except SlackApiError as exc:
             log.warning("could not confirm feedback: %s", exc.response.get("error", ""))
 
-    def _allowed(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
-        """The tenant's per-channel settings: allowed channels, DMs."""
-        try:
-            settings = self._tenants.resolve(
-                Binding("slack", str(body.get("team_id", "")))).slack
-        except UnknownTenant:
-            return False
-        if event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D"):
-            return settings.answer_dms
-        return not settings.allowed_channels or event["channel"] in settings.allowed_channels
-
     async def _wants(self, event: dict[str, Any], thread: str, bot_user: str,
-                     body: dict[str, Any]) -> bool:
+                     tenant: TenantConfig) -> bool:
         """Plain messages count in DMs and in threads the bot already takes part in;
         a mention elsewhere arrives as ``app_mention`` instead."""
         if event.get("channel_type") == "im":
             return True
         if mentions(event.get("text", ""), bot_user) or not event.get("thread_ts"):
             return False
-        try:
-            tenant = self._tenants.resolve(Binding("slack", str(body.get("team_id", ""))))
-        except UnknownTenant:
-            return False
         if tenant.slack.mentions_only:
             return False
         key = ConversationKey(tenant.id, "slack", thread)
         return bool(await self._engine.deps.sessions.recent(key, 1))
+
+
+def _allowed(tenant: TenantConfig, event: dict[str, Any]) -> bool:
+    """The tenant's per-channel settings: allowed channels, DMs."""
+    settings = tenant.slack
+    if event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D"):
+        return settings.answer_dms
+    return not settings.allowed_channels or event["channel"] in settings.allowed_channels

@@ -27,10 +27,14 @@ def _client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+def _cors(origin: str) -> dict[str, str]:
+    """CORS headers for an origin already checked (none for an unchecked one)."""
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+
 def _refusal(exc: WidgetRefused, origin: str = "") -> web.Response:
-    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
     return web.json_response({"error": exc.code, "message": exc.message}, status=exc.status,
-                             headers=headers)
+                             headers=_cors(origin))
 
 
 async def _json_body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -76,8 +80,7 @@ def mount(app: web.Application, get: Any) -> None:
         except WidgetRefused as exc:
             return _refusal(exc, origin)
         return web.json_response(await widget.welcome(tenant, identity, True),
-                                 headers={"Access-Control-Allow-Origin": origin,
-                                          "Vary": "Origin"})
+                                 headers=_cors(origin))
 
     async def post_message(request: web.Request) -> web.StreamResponse:
         widget: WidgetAdapter = get()
@@ -93,9 +96,7 @@ def mount(app: web.Application, get: Any) -> None:
             event = await widget.accept(tenant, identity, body.frame, _client_ip(request))
         return web.json_response(event or {"type": "accepted"},
                                  status=429 if event and event.get("code") == "rate_limited"
-                                 else 422 if event else 202,
-                                 headers={"Access-Control-Allow-Origin": origin,
-                                          "Vary": "Origin"})
+                                 else 422 if event else 202, headers=_cors(origin))
 
     async def events(request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: the fallback's downstream. ``Last-Event-ID`` resumes."""
@@ -111,8 +112,7 @@ def mount(app: web.Application, get: Any) -> None:
             return _refusal(WidgetRefused(400, "invalid", "after must be a number"))
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no", **({"Access-Control-Allow-Origin": origin,
-                                            "Vary": "Origin"} if origin else {})})
+            "X-Accel-Buffering": "no", **_cors(origin)})
         await response.prepare(request)
         stream = widget.streams.get(tenant.id, identity.subject)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,7 +80,6 @@ class WidgetAdapter:
         self._engine = engine
         self._signer = signer
         self.streams = Streams()
-        self._inflight: dict[tuple[str, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- who and where -----------------------------------------------------------------
@@ -182,36 +182,29 @@ class WidgetAdapter:
         seen[frame.client_id] = None
         while len(seen) > SEEN_CLIENT_IDS:
             seen.popitem(last=False)
-        inbound = InboundMessage(
-            binding=message.binding, thread=message.thread, author=message.author,
-            text=frame.text.strip(), platform_message_id=f"widget:{frame.client_id}")
-        key = (tenant.id, identity.subject)
-        if self._inflight.get(key, 0) == 0:
-            stream.inflight_from = stream.seq
-        self._inflight[key] = self._inflight.get(key, 0) + 1
+        inbound = replace(message, text=frame.text.strip(),
+                          platform_message_id=f"widget:{frame.client_id}")
+        stream.begin_turn()
         stream.publish({"type": "message", "role": "user", "text": inbound.text,
                         "client_id": frame.client_id})
         stream.publish({"type": "typing", "client_id": frame.client_id})
-        task = asyncio.create_task(self._run(inbound, stream, frame.client_id, key))
+        task = asyncio.create_task(self._run(inbound, stream, frame.client_id, tenant.id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
 
     async def _run(self, message: InboundMessage, stream: ConversationStream,
-                   client_id: str, key: tuple[str, str]) -> None:
+                   client_id: str, tenant_id: str) -> None:
         """The turn runs apart from any connection: a dropped socket does not stop it."""
         try:
             await self._engine.handle(message, StreamSink(stream, client_id))
         except Exception:
-            log.exception("widget turn failed", extra={"tenant": key[0], "channel": "widget"})
+            log.exception("widget turn failed", extra={"tenant": tenant_id, "channel": "widget"})
             stream.publish({"type": "reply", "client_id": client_id, "turn_id": "",
                             "kind": "apology", "text": "Sorry, something went wrong on our "
                             "side. Please try again.", "citations": [], "follow_ups": []})
         finally:
-            self._inflight[key] -= 1
-            if self._inflight[key] == 0:
-                del self._inflight[key]
-                stream.inflight_from = None
+            stream.end_turn()
 
     async def close(self) -> None:
         for task in list(self._tasks):

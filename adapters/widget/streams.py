@@ -28,7 +28,8 @@ class ConversationStream:
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=BUFFER))
     listeners: set[asyncio.Queue[Event]] = field(default_factory=set)
     inflight_from: int | None = None
-    """Sequence number before the first event of the turn being answered, if any."""
+    """Sequence number before the first event of the turns being answered, if any."""
+    inflight: int = 0
     touched: float = field(default_factory=time.monotonic)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     """Client ids of recently accepted messages: a resend is not a second question.
@@ -42,6 +43,16 @@ class ConversationStream:
         for queue in self.listeners:
             queue.put_nowait(numbered)
         return numbered
+
+    def begin_turn(self) -> None:
+        if self.inflight == 0:
+            self.inflight_from = self.seq
+        self.inflight += 1
+
+    def end_turn(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.inflight_from = None
 
     def resume_point(self) -> int:
         """Where a fresh page should start replaying: before an answer in progress (its
