@@ -63,7 +63,13 @@ class InboundMessage:
     """One user message, already translated from its platform.
 
     ``platform_message_id`` must be stable across redeliveries of the same event: it is
-    the dedupe key. ``tenant_id`` is empty until the engine resolves the binding.
+    the dedupe key.
+
+    ``tenant_id`` is set by an adapter that decided the tenant from what it authenticated
+    (the Slack app whose secret verified the request and the installation bolt
+    authorized): the engine then takes that tenant and never looks at the binding, so no
+    later field of a payload can move the message to another tenant. Left empty, the
+    engine resolves the binding.
     """
 
     binding: Binding
@@ -76,6 +82,7 @@ class InboundMessage:
     revision: str = ""
     """Set for an edited message: a new revision is a new delivery, not a duplicate."""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    tenant_id: str = ""
 
     @property
     def channel(self) -> Channel:

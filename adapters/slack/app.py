@@ -2,8 +2,10 @@
 
 Bolt verifies every request's signature (and its 5-minute replay window) before anything
 else, answers ``url_verification``, and acknowledges events before the listeners run, so
-Slack gets its 200 well inside 3 s. ``authorize`` is where a workspace becomes a tenant:
-the team id must be bound in a tenant file; the bot token is the OAuth installation's
+Slack gets its 200 well inside 3 s. ``authorize`` is the one place a workspace becomes
+a tenant (``adapters/slack/authority.py``): the authorized workspace must be bound in a
+tenant file, and the tenant decided there travels on every message the listeners build;
+no other field of the body is consulted. The bot token is the OAuth installation's
 (encrypted in MongoDB) or the one the tenant file names in ``slack.bot_token_env``. An
 unknown team is refused and logged.
 
@@ -26,13 +28,22 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.authority import (
+    CONTEXT_KEY,
+    RefusedWorkspace,
+    SlackAuthority,
+    authority_of,
+    decide,
+    is_external_actor,
+    is_external_clicker,
+)
 from adapters.slack.delivery import SlackThreadSink, web_client
 from adapters.slack.files import FILE_ID, shared_file, wants_ingest, with_fetch
 from adapters.slack.inbound import clean_text, deleted, edited, mentions, to_inbound
 from adapters.slack.render import render
 from core.engine import Engine
 from core.feedback import Rating
-from core.messages import Attachment, Author, Binding, InboundMessage
+from core.messages import Attachment, Author, InboundMessage
 from core.observability.logging import register_secret
 from core.replies import Reply
 from core.sessions.models import ConversationKey
@@ -97,9 +108,9 @@ class SlackAdapter:
         """One bolt app and its listeners. Bolt injects arguments by parameter name, so
         it is given plain functions rather than bound methods."""
 
-        async def authorize(enterprise_id: str | None, team_id: str | None
-                            ) -> AuthorizeResult | None:
-            return await self._authorize(enterprise_id, team_id, only_tenant)
+        async def authorize(context: dict[str, Any], enterprise_id: str | None,
+                            team_id: str | None) -> AuthorizeResult | None:
+            return await self._authorize(context, enterprise_id, team_id, only_tenant)
 
         async def on_message(body: dict[str, Any], client: AsyncWebClient,
                              context: dict[str, Any]) -> None:
@@ -110,17 +121,22 @@ class SlackAdapter:
             await ack()
             await self._on_command(body, client, respond, context)
 
-        async def on_action(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        async def on_action(ack: Any, body: dict[str, Any], client: AsyncWebClient,
+                            context: dict[str, Any]) -> None:
             await ack()
-            await self._on_action(body, client)
+            await self._on_action(body, client, context)
 
         async def on_shortcut(ack: Any, body: dict[str, Any], client: AsyncWebClient,
                               context: dict[str, Any]) -> None:
             await ack()
             await self._on_shortcut(body, client, context)
 
-        async def on_uninstall(body: dict[str, Any]) -> None:
-            await self._on_uninstall(body, only_tenant)
+        async def on_uninstall(body: dict[str, Any], context: dict[str, Any]) -> None:
+            # Bolt skips ``authorize`` for these two events (the token may be gone). The
+            # workspace is the one bolt extracted from the signed body (the installation
+            # the event was delivered for); only the shared app stores installations.
+            workspace = str(context.get("team_id") or context.get("enterprise_id") or "")
+            await self._on_uninstall(body, workspace, only_tenant)
 
         app = AsyncApp(signing_secret=signing_secret,
                        authorize=authorize,  # type: ignore[arg-type]  # None = refused
@@ -135,22 +151,20 @@ class SlackAdapter:
         app.command(re.compile(r"^/[a-z0-9_-]+$"))(on_command)
         return app
 
-    async def _authorize(self, enterprise_id: str | None, team_id: str | None,
-                         only_tenant: str | None) -> AuthorizeResult | None:
-        team = team_id or ""
+    async def _authorize(self, context: dict[str, Any], enterprise_id: str | None,
+                         team_id: str | None, only_tenant: str | None
+                         ) -> AuthorizeResult | None:
         try:
-            tenant = self._tenants.resolve(Binding("slack", team))
-        except UnknownTenant:
-            log.warning("Slack event from a workspace bound to no tenant",
-                        extra={"team_id": team, "channel": "slack"})
+            authority = decide(self._tenants, team_id, enterprise_id, only_tenant)
+        except RefusedWorkspace as exc:
+            log.warning("Slack request refused: %s", exc, extra={
+                "team_id": team_id or "", "enterprise_id": enterprise_id or "",
+                "channel": "slack", **({"tenant": only_tenant} if only_tenant else {})})
             return None
-        if only_tenant is not None and tenant.id != only_tenant:
-            log.warning("Slack event signed by tenant %s's own app names a workspace of "
-                        "another tenant; refused", only_tenant,
-                        extra={"tenant": only_tenant, "team_id": team, "channel": "slack"})
-            return None
-        installation = await self._installation(team) if only_tenant is None else None
+        tenant, workspace = authority.tenant, authority.workspace
+        installation = await self._installation(workspace) if only_tenant is None else None
         if installation is not None:
+            context[CONTEXT_KEY] = authority
             return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
                                    bot_token=installation.bot_token,
                                    bot_user_id=installation.bot_user_id,
@@ -160,12 +174,13 @@ class SlackAdapter:
         if not token:
             log.error("no Slack bot token for this workspace: install the app through "
                       "/slack/install or set the variable named by slack.bot_token_env",
-                      extra={"tenant": tenant.id, "team_id": team, "channel": "slack"})
+                      extra={"tenant": tenant.id, "team_id": workspace, "channel": "slack"})
             return None
         if token not in self._bot_users:
             who = await web_client(token, self._api_url).auth_test()
             self._bot_users[token] = (str(who["user_id"]), str(who.get("bot_id", "")))
         user_id, bot_id = self._bot_users[token]
+        context[CONTEXT_KEY] = authority
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token,
                                bot_user_id=user_id, bot_id=bot_id)
 
@@ -190,10 +205,10 @@ class SlackAdapter:
         self._installed[team_id] = (now + INSTALL_CACHE_S, installation)
         return installation
 
-    async def _on_uninstall(self, body: dict[str, Any], only_tenant: str | None) -> None:
+    async def _on_uninstall(self, body: dict[str, Any], team: str,
+                            only_tenant: str | None) -> None:
         """``app_uninstalled`` (or a revoked bot token) deletes the workspace's stored
         installation, so its token is never used again."""
-        team = str(body.get("team_id", ""))
         event = body.get("event", {})
         if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
             return
@@ -209,20 +224,21 @@ class SlackAdapter:
     async def _on_message(self, body: dict[str, Any], client: AsyncWebClient,
                           context: dict[str, Any]) -> None:
         bot_user = str(context.get("bot_user_id") or "")
-        if body.get("event", {}).get("subtype") in ("message_changed", "message_deleted"):
-            await self._on_change(body, client, bot_user)
+        authority = authority_of(context)
+        tenant = authority.tenant
+        external = is_external_actor(body, context, authority)
+        if external and tenant.slack.external_users != "answer":
             return
-        message = to_inbound(body, bot_user)
+        if body.get("event", {}).get("subtype") in ("message_changed", "message_deleted"):
+            await self._on_change(body, client, bot_user, authority)
+            return
+        message = to_inbound(body, bot_user, authority.binding(), tenant.id)
         if message is None:
             return
         event = body["event"]
-        try:
-            tenant = self._tenants.resolve(message.binding)
-        except UnknownTenant:
-            return
         if not _allowed(tenant, event):
             return
-        if wants_ingest(message, event, tenant):
+        if wants_ingest(message, event, tenant) and not external:
             token = str(context.get("bot_token") or "")
             message = replace(message, text="/ingest", author=replace(
                 message.author, roles=await self._roles(client, message.author.id)),
@@ -236,11 +252,11 @@ class SlackAdapter:
         await self._engine.handle(message, sink)
 
     async def _on_change(self, body: dict[str, Any], client: AsyncWebClient,
-                         bot_user: str) -> None:
+                         bot_user: str, authority: SlackAuthority) -> None:
         """An edited question is answered again in the same reply; a deleted question's
         turn leaves the session and its answer is removed."""
-        changed = edited(body, bot_user)
-        target = changed or deleted(body)
+        changed = edited(body, bot_user, authority.binding(), authority.tenant.id)
+        target = changed or deleted(body, authority.binding(), authority.tenant.id)
         if target is None:
             return
         removed = await self._engine.remove_turn(target)
@@ -264,11 +280,8 @@ class SlackAdapter:
                           respond: Any, context: dict[str, Any]) -> None:
         """``/switchboard <command> args`` runs the registry command; the answer follows
         through ``response_url``, privately or in the channel as the command declares."""
-        team = str(body.get("team_id", ""))
-        try:
-            tenant = self._tenants.resolve(Binding("slack", team))
-        except UnknownTenant:
-            return
+        authority = authority_of(context)
+        tenant = authority.tenant
         if body.get("command") != tenant.commands.slack_command:
             return
         user = str(body.get("user_id", ""))
@@ -286,7 +299,7 @@ class SlackAdapter:
                 return
             files, text = (found,), "ingest"
         message = InboundMessage(
-            binding=Binding("slack", team),
+            binding=authority.binding(), tenant_id=tenant.id,
             thread=f"{body.get('channel_id', '')}:command:{user}",
             author=Author(user, roles=roles), text=f"/{text.lstrip('/')}",
             platform_message_id=f"command:{body.get('trigger_id', '')}", attachments=files)
@@ -318,13 +331,18 @@ class SlackAdapter:
                           str(context.get("bot_user_id") or ""))
         if not (channel and thread_ts and text):
             return
+        authority = authority_of(context)
+        if is_external_clicker(body, authority) and \
+                authority.tenant.slack.external_users != "answer":
+            return
         message = InboundMessage(
-            binding=Binding("slack", str((body.get("team") or {}).get("id", ""))),
+            binding=authority.binding(), tenant_id=authority.tenant.id,
             thread=f"{channel}:{thread_ts}", author=Author(user), text=text,
             platform_message_id=f"shortcut:{body.get('trigger_id', '')}")
         await self._engine.handle(message, SlackThreadSink(client, channel, thread_ts, user))
 
-    async def _on_action(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_action(self, body: dict[str, Any], client: AsyncWebClient,
+                         context: dict[str, Any]) -> None:
         """A button under an answer: feedback is stored against its turn; a follow-up
         suggestion is asked in the same thread as if the user had typed it."""
         action = body["actions"][0]
@@ -332,8 +350,12 @@ class SlackAdapter:
         posted = body.get("message", {})
         thread_ts = str(posted.get("thread_ts") or posted.get("ts", ""))
         user = str(body.get("user", {}).get("id", ""))
+        authority = authority_of(context)
+        if is_external_clicker(body, authority) and \
+                authority.tenant.slack.external_users != "answer":
+            return
         message = InboundMessage(
-            binding=Binding("slack", str(body.get("team", {}).get("id", ""))),
+            binding=authority.binding(), tenant_id=authority.tenant.id,
             thread=f"{channel}:{thread_ts}", author=Author(user),
             text=str(action.get("value", "")),
             platform_message_id=f"action:{action.get('action_ts', '')}")

@@ -58,7 +58,8 @@ def mentions(text: str, user_id: str) -> bool:
     return user_id in _MENTION.findall(text)
 
 
-def edited(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:
+def edited(body: dict[str, Any], bot_user_id: str, binding: Binding,
+           tenant_id: str) -> InboundMessage | None:
     """The new text of an edited user message (``message_changed``), or None."""
     event = body.get("event", {})
     if event.get("type") != "message" or event.get("subtype") != "message_changed":
@@ -68,13 +69,13 @@ def edited(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:
         return None
     inner.update(type="message", channel=event["channel"])
     inner.pop("subtype", None)
-    message = to_inbound({"team_id": body.get("team_id", ""), "event": inner}, bot_user_id)
+    message = to_inbound({"event": inner}, bot_user_id, binding, tenant_id)
     if message is None:
         return None
     return replace(message, revision=str(event.get("event_ts") or event.get("ts", "")))
 
 
-def deleted(body: dict[str, Any]) -> InboundMessage | None:
+def deleted(body: dict[str, Any], binding: Binding, tenant_id: str) -> InboundMessage | None:
     """The user message a ``message_deleted`` event removed, as far as Slack tells."""
     event = body.get("event", {})
     if event.get("type") != "message" or event.get("subtype") != "message_deleted":
@@ -85,14 +86,19 @@ def deleted(body: dict[str, Any]) -> InboundMessage | None:
         return None
     channel = str(event["channel"])
     return InboundMessage(
-        binding=Binding("slack", str(body.get("team_id", ""))),
+        binding=binding, tenant_id=tenant_id,
         thread=f"{channel}:{previous.get('thread_ts') or ts}",
         author=Author(str(previous.get("user", ""))), text="",
         platform_message_id=f"{channel}:{ts}")
 
 
-def to_inbound(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:
-    """The normalized message, or None for events that are not user messages."""
+def to_inbound(body: dict[str, Any], bot_user_id: str, binding: Binding,
+               tenant_id: str) -> InboundMessage | None:
+    """The normalized message, or None for events that are not user messages.
+
+    ``binding`` and ``tenant_id`` are what bolt's authorization decided for the request;
+    the body's own team fields are never read.
+    """
     event: SlackMessageEvent = body.get("event", {})
     if event.get("type") not in ("app_mention", "message"):
         return None
@@ -101,12 +107,11 @@ def to_inbound(body: dict[str, Any], bot_user_id: str) -> InboundMessage | None:
     user = event.get("user", "")
     if not user or user == bot_user_id:
         return None
-    team = body.get("team_id") or event.get("team", "")
     files = tuple(Attachment(name=f.get("name", ""), url=f.get("url_private", ""),
                              content_type=f.get("mimetype", ""), size=f.get("size", 0))
                   for f in event.get("files", []))
     return InboundMessage(
-        binding=Binding("slack", team), thread=thread_of(event),
+        binding=binding, tenant_id=tenant_id, thread=thread_of(event),
         author=Author(user), text=clean_text(event.get("text", ""), bot_user_id),
         platform_message_id=f"{event['channel']}:{event['ts']}", attachments=files,
         received_at=_when(event["ts"]))

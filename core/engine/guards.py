@@ -23,7 +23,7 @@ BUSY = ("I'm still working on an earlier message in this conversation. "
 async def resolve_tenant(turn: Turn, deps: EngineDeps) -> Stop | None:
     message = turn.message
     try:
-        tenant = deps.tenants.resolve(message.binding)
+        tenant = deps.tenants.for_message(message)
     except UnknownTenant as exc:
         log.warning("message rejected: %s", exc)
         return Stop("unknown_tenant")

@@ -114,7 +114,7 @@ class Engine:
         if self.deps.feedback is None:
             return False
         try:
-            tenant = self.deps.tenants.resolve(message.binding)
+            tenant = self.deps.tenants.for_message(message)
         except UnknownTenant:
             return False
         return await self.deps.feedback.record(FeedbackRecord(
@@ -124,7 +124,7 @@ class Engine:
     async def remove_turn(self, message: InboundMessage) -> tuple[str, str] | None:
         """Forget the turn a (deleted or edited) user message started, in its tenant."""
         try:
-            tenant = self.deps.tenants.resolve(message.binding)
+            tenant = self.deps.tenants.for_message(message)
         except UnknownTenant:
             return None
         key = ConversationKey(tenant.id, message.channel, message.thread)

@@ -1,9 +1,10 @@
 """Fetching documents from URLs safely: size, time and type limits, and SSRF protection.
 
 Every hop (the first request and each redirect) is checked: only http(s), and the host
-must not resolve to a private, loopback, link-local, multicast or reserved address unless
-the tenant allows private addresses. The check happens in the connector's resolver, so
-the address that is checked is the address that is connected to (no DNS rebinding).
+must resolve to a globally routable unicast address (``ip.is_global`` and not one of the
+ranges it misses, listed in ``_NOT_PUBLIC``) unless the tenant allows private addresses.
+The check happens in the connector's resolver, so the address that is checked is the
+address that is connected to (no DNS rebinding).
 """
 
 from __future__ import annotations
@@ -35,12 +36,27 @@ class Fetched:
     content_type: str
 
 
+# Ranges that ``is_global`` lets through (or that Python versions disagree on) but that
+# no public document server lives in: shared address space for carrier NAT (cloud
+# metadata services such as 100.100.100.200 sit there), benchmarking, IETF protocol
+# assignments, the 6to4 relay, and IPv6 prefixes that embed or tunnel to an IPv4 address
+# (6to4, NAT64, IPv4-compatible) or were never globally routable (site-local, SRv6,
+# the new documentation prefix).
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.88.99.0/24", "198.18.0.0/15",
+    "::/96", "64:ff9b::/96", "64:ff9b:1::/48", "2001::/23", "2001:db8::/32",
+    "2002::/16", "3fff::/20", "5f00::/16", "fec0::/10",
+))
+
+
 def _forbidden(address: str) -> bool:
+    """Everything that is not a globally routable unicast address is refused."""
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified)
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        return True
+    return any(ip.version == net.version and ip in net for net in _NOT_PUBLIC)
 
 
 class _GuardedResolver(AbstractResolver):

@@ -132,6 +132,9 @@ class SlackBinding(_Section):
     ingest_channels: list[str] = Field(
         default_factory=list,
         description="channel ids where files shared by an admin are ingested")
+    external_users: Literal["ignore", "answer"] = Field(
+        "ignore", description="Slack Connect: whether people from other organizations in "
+        "a shared channel are answered (never as admins)")
 
 
 class DiscordBinding(_Section):

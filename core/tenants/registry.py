@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.messages import Binding
+from core.messages import Binding, InboundMessage
 from core.observability import metrics
 from core.tenants.loader import (
     LoadResult,
@@ -91,6 +91,20 @@ class TenantRegistry:
             metrics.UNKNOWN_TENANT.labels(channel=binding.channel).inc()
             raise UnknownTenant(binding)
         return config
+
+    def for_message(self, message: InboundMessage) -> TenantConfig:
+        """The tenant of a message: the one its adapter authenticated, else its binding's.
+
+        An authenticated tenant wins over anything the binding says; a tenant that has
+        since been removed is unknown (the message is rejected, never re-homed).
+        """
+        if message.tenant_id:
+            config = self._snapshot.tenants.get(message.tenant_id)
+            if config is None:
+                metrics.UNKNOWN_TENANT.labels(channel=message.channel).inc()
+                raise UnknownTenant(message.binding)
+            return config
+        return self.resolve(message.binding)
 
     def reload(self) -> ReloadReport:
         """Re-read the directory; keep last-good configs for files that became invalid."""

@@ -8,9 +8,11 @@ from typing import Any
 
 from adapters.slack.inbound import to_inbound
 from adapters.slack.render import SECTION_LIMIT, render, split_text, to_mrkdwn
+from core.messages import Binding
 from core.replies import Citation, Reply, feedback_actions
 
 PAYLOADS = Path(__file__).parent / "payloads"
+AUTHORIZED = Binding("slack", "T0ACME")
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -19,16 +21,25 @@ def payload(name: str) -> dict[str, Any]:
 
 
 def test_a_mention_starts_a_thread_under_itself() -> None:
-    message = to_inbound(payload("app_mention"), bot_user_id="U0BOT")
+    message = to_inbound(payload("app_mention"), "U0BOT", AUTHORIZED, "acme")
     assert message is not None
     assert (message.binding.channel, message.binding.value) == ("slack", "T0ACME")
+    assert message.tenant_id == "acme"
+
+
+def test_the_body_team_fields_never_choose_the_binding() -> None:
+    body = payload("app_mention")
+    body["team_id"], body["event"]["team"] = "T0OTHER", "T0OTHER"
+    message = to_inbound(body, "U0BOT", AUTHORIZED, "acme")
+    assert message is not None
+    assert (message.binding.value, message.tenant_id) == ("T0ACME", "acme")
     assert message.thread == "C0GENERAL:1763769600.000100"
     assert message.text == "how do refunds work?"
     assert message.platform_message_id == "C0GENERAL:1763769600.000100"
 
 
 def test_a_thread_reply_continues_the_thread_and_keeps_files() -> None:
-    message = to_inbound(payload("thread_reply"), bot_user_id="U0BOT")
+    message = to_inbound(payload("thread_reply"), "U0BOT", AUTHORIZED, "acme")
     assert message is not None and message.thread == "C0GENERAL:1763769600.000100"
     assert message.attachments[0].name == "policy.pdf"
     assert message.platform_message_id == "C0GENERAL:1763769700.000200"
@@ -39,7 +50,8 @@ def test_the_same_message_as_mention_and_message_event_has_one_id() -> None:
     plain = json.loads(json.dumps(mention))
     plain["event"]["type"] = "message"
     plain["event_id"] = "Ev0OTHER"
-    a, b = to_inbound(mention, "U0BOT"), to_inbound(plain, "U0BOT")
+    a = to_inbound(mention, "U0BOT", AUTHORIZED, "acme")
+    b = to_inbound(plain, "U0BOT", AUTHORIZED, "acme")
     assert a is not None and b is not None
     assert a.platform_message_id == b.platform_message_id
 
@@ -49,7 +61,7 @@ def test_bots_edits_and_own_messages_are_not_questions() -> None:
                    {"type": "reaction_added"}):
         body = payload("app_mention")
         body["event"].update(change)
-        assert to_inbound(body, "U0BOT") is None
+        assert to_inbound(body, "U0BOT", AUTHORIZED, "acme") is None
 
 
 def test_markdown_becomes_mrkdwn_but_code_is_left_alone() -> None:
@@ -96,5 +108,5 @@ def test_a_huge_answer_becomes_several_messages_within_block_limits() -> None:
 def test_a_malformed_ts_does_not_lose_the_message() -> None:
     message = to_inbound({"team_id": "T1", "event": {
         "type": "app_mention", "user": "U1", "text": "<@UBOT> hi", "ts": "not-a-number",
-        "channel": "C1"}}, "UBOT")
+        "channel": "C1"}}, "UBOT", AUTHORIZED, "acme")
     assert message is not None and message.text == "hi"
