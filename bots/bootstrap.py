@@ -115,7 +115,9 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
 
         state: SharedState
         if settings.redis_url:
-            state = RedisState(settings.redis_url)
+            state = RedisState(settings.redis_url,
+                               max_connections=settings.redis_max_connections,
+                               pool_timeout_s=settings.redis_pool_timeout_s)
         else:
             state = MemoryState()
             log.warning("REDIS_URL is unset: rate limits, dedupe and locks are in-process "

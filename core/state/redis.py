@@ -5,6 +5,11 @@ Conversation locks are ticket locks: arrival order is the order of ``INCR`` on t
 ticket counter, the holder keeps a renewed lease, and a ticket whose owner died is
 skipped once its lease lapses. Every call has a socket timeout; errors surface as
 ``redis.RedisError`` for the engine to turn into an apology.
+
+Connections come from a *blocking* pool of ``max_connections``: a turn that finds every
+connection busy waits up to ``pool_timeout_s`` for one instead of failing (redis-py's
+default pool raises ``MaxConnectionsError`` at 100 connections in flight, which lost
+turns under load). Size it to what the Redis server allows per worker.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -117,13 +122,16 @@ _PICKUP_MS = 3_000
 class RedisState:
     name = "redis"
 
-    def __init__(self, url: str, *, prefix: str = "sb:", timeout_s: float = 2.0) -> None:
-        self._redis: Redis = Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+    def __init__(self, url: str, *, prefix: str = "sb:", timeout_s: float = 2.0,
+                 max_connections: int = 64, pool_timeout_s: float = 10.0) -> None:
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout_s,
+            socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 2),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             decode_responses=True, health_check_interval=30,
         )
+        self._redis: Redis = Redis.from_pool(pool)
         self._p = prefix
         self._take = self._redis.register_script(_TAKE)
         self._acquire = self._redis.register_script(_ACQUIRE)
