@@ -60,7 +60,13 @@ class ReplySink(Protocol):
     Adapters implement this; a channel that cannot stream may ignore deltas and render
     only the final reply. ``finish`` always receives the complete text, so an adapter
     never has to reassemble it from deltas.
+
+    ``working`` is called once the turn is accepted (past dedupe, limits and the
+    conversation lock) and before the slow part starts, so a channel can show that an
+    answer is coming — never for a duplicate or a refused message.
     """
+
+    async def working(self) -> None: ...
 
     async def delta(self, text: str) -> None: ...
 
@@ -81,6 +87,10 @@ class CollectingSink:
 
     deltas: list[str] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
+    working_signals: int = 0
+
+    async def working(self) -> None:
+        self.working_signals += 1
 
     async def delta(self, text: str) -> None:
         self.deltas.append(text)

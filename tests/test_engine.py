@@ -253,3 +253,20 @@ def test_secrets_never_reach_a_log_line() -> None:
     record = logging.makeLogRecord({"msg": "calling with key %s",
                                     "args": ("sk-live-very-secret-value",)})
     assert "very-secret" not in JsonFormatter().format(record)
+
+
+async def test_garbage_from_the_model_never_loses_the_users_message(
+        make_engine: Build, llm: FakeOpenAI,
+        openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    from tests.fakes.openai_server import Fault
+
+    kit: EngineKit = await make_engine(
+        tenant("acme", limits={"user_per_minute": 100}, llm={"max_attempts": 1}),
+        answerer=openai_answerer())
+    channel = MemoryChannel(kit.engine, "acme")
+    for n in range(20):
+        llm.inject(Fault(garbage_at_chunk=0 if n % 2 else 3))
+        delivery = await channel.send(f"question {n}", thread=f"g{n}")
+        assert delivery.reply is not None and delivery.reply.kind == "apology"
+        stored = await kit.sessions.recent(ConversationKey("acme", "memory", f"g{n}"), 10)
+        assert [m.text for m in stored if m.role == "user"] == [f"question {n}"]

@@ -103,6 +103,53 @@ async def test_stream_cut_mid_answer_is_not_repeated(
     assert len(llm.requests) == 1
 
 
+async def test_a_garbage_chunk_before_any_text_is_retried_like_a_5xx(
+        llm: FakeOpenAI, openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    llm.inject(Fault(garbage_at_chunk=0), Fault(garbage_at_chunk=0))
+    deltas = Deltas()
+    answer = await openai_answerer().answer(request(), deltas)
+    assert not answer.interrupted and answer.text.startswith("Answer to")
+    assert "".join(deltas) == answer.text and len(llm.requests) == 3
+
+
+async def test_a_garbage_chunk_mid_answer_ends_it_as_interrupted(
+        llm: FakeOpenAI, openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    llm.inject(Fault(garbage_at_chunk=3))
+    deltas = Deltas()
+    answer = await openai_answerer().answer(request(), deltas)
+    assert answer.interrupted and answer.text == "".join(deltas) == "Answer to:"
+
+
+async def test_garbage_on_every_attempt_falls_back_to_the_next_model(
+        llm: FakeOpenAI, openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    llm.inject(*[Fault(garbage_at_chunk=0, model="primary")] * 2)
+    answer = await openai_answerer().answer(
+        request(model="primary", fallback_models=("backup",), max_attempts=2), Deltas())
+    assert answer.usage.model == "backup" and not answer.interrupted
+
+
+async def test_a_stream_that_ends_without_finish_reason_is_interrupted(
+        llm: FakeOpenAI, openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    llm.inject(Fault(clean_cut_after_chunks=3))
+    answer = await openai_answerer().answer(request(), Deltas())
+    assert answer.interrupted and answer.text == "Answer to: What"
+    llm.inject(Fault(clean_cut_after_chunks=0))
+    retried = await openai_answerer().answer(request(), Deltas())
+    assert not retried.interrupted and retried.text.startswith("Answer to")
+
+
+async def test_one_answer_has_a_total_time_budget_across_attempts(
+        llm: FakeOpenAI, openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    llm.delay_s = 5.0
+    started = time.monotonic()
+    with pytest.raises(AnswerUnavailable) as raised:
+        await openai_answerer().answer(request(timeout_s=2.0, max_attempts=3, budget_s=1.0,
+                                               fallback_models=("backup",)), Deltas())
+    took = time.monotonic() - started
+    assert 0.9 < took < 3.0, took  # without the budget: 3 attempts of 2 s, then backup
+    assert "within 1s" in raised.value.reason
+
+
 async def test_extractive_answerer_says_no_knowledge_is_loaded() -> None:
     deltas = Deltas()
     answer = await ExtractiveAnswerer().answer(request(), deltas)

@@ -56,6 +56,7 @@ def served(fake: FakeSlack, mongo_uri: str, database: str,
     tenants.mkdir()
     (tenants / "umbrella.toml").write_text(
         'id = "umbrella"\nname = "Umbrella"\n[admins]\nslack = ["U0ALICE"]\n'
+        '[limits]\nuser_per_minute = 1000\ntenant_per_minute = 10000\n'
         '[slack]\nteam_ids = ["T0UMB"]\nbot_token_env = "UMBRELLA_SLACK_BOT_TOKEN"\n'
         'signing_secret_env = "UMBRELLA_SLACK_SIGNING_SECRET"\n')
     (tenants / "acme.toml").write_text(
@@ -205,7 +206,7 @@ async def test_a_forged_team_id_in_an_authorized_body_stays_with_the_signer(
     ts = "1763798888.000001"
     body = {"type": "event_callback", "team_id": "T0ACME", "event_id": "EvForged",
             "authorizations": [{"team_id": "T0UMB", "user_id": "U0BOT", "is_bot": True}],
-            "event": {"type": "app_mention", "user": "U0ALICE", "team": "T0ACME",
+            "event": {"type": "app_mention", "user": "U0CAROL", "team": "T0ACME",
                       "text": "<@U0BOT> hello", "ts": ts, "channel": "C0X"}}
     raw = json.dumps(body).encode()
     async with aiohttp.ClientSession() as session, session.post(

@@ -64,6 +64,9 @@ class ChannelSink:
             return {}
         return {"reference": self._reference, "mention_author": False}
 
+    async def working(self) -> None:
+        return None  # typing starts as soon as the message arrives
+
     async def delta(self, text: str) -> None:
         self._text += text
         try:
@@ -113,6 +116,9 @@ class InteractionSink:
 
     def __init__(self, interaction: discord.Interaction) -> None:
         self._interaction = interaction
+
+    async def working(self) -> None:
+        return None  # the deferred response already shows "thinking"
 
     async def delta(self, text: str) -> None:
         return None

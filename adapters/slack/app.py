@@ -62,6 +62,9 @@ class ResponseUrlSink:
     def __init__(self, respond: Any) -> None:
         self._respond = respond
 
+    async def working(self) -> None:
+        return None  # Slack shows the command itself until the response arrives
+
     async def delta(self, text: str) -> None:
         return None
 

@@ -2,14 +2,19 @@
 
 Slack allows about one ``chat.update`` per second per message, so streamed deltas are
 coalesced: the placeholder is posted on the first delta, then updated at most every
-``min_interval_s``. The final reply replaces the placeholder with Block Kit and adds
-further messages for very long answers. Ephemeral replies go to the asker only. Rate
-limits (429 + Retry-After) are retried by the SDK's handler; errors that mean the bot
-cannot post here (not in channel, revoked token) are logged, never raised.
+``min_interval_s``. When an accepted turn has produced no text after
+``placeholder_after_s`` (a slow model, a retry), a "working on it" placeholder is posted
+so the asker sees that an answer is coming; the answer replaces it. The final reply
+replaces the placeholder with Block Kit and adds further messages for very long answers.
+Ephemeral replies go to the asker only. Rate limits (429 + Retry-After) are retried by
+the SDK's handler; errors that mean the bot cannot post here (not in channel, revoked
+token) are logged, never raised.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +36,7 @@ CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived",
                          "token_revoked", "account_inactive", "invalid_auth",
                          "missing_scope", "restricted_action"})
 TYPING = " ▍"
+WORKING = "_Working on an answer…_"
 
 
 def web_client(token: str, base_url: str, timeout_s: int = 10) -> AsyncWebClient:
@@ -45,7 +51,7 @@ class SlackThreadSink:
     def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str, user: str, *,
                  min_interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 reply_ts: str | None = None) -> None:
+                 reply_ts: str | None = None, placeholder_after_s: float = 1.5) -> None:
         self._client = client
         self._channel = channel
         self._thread = thread_ts
@@ -55,6 +61,9 @@ class SlackThreadSink:
         self._text = ""
         self._ts: str | None = reply_ts
         self._last_update = 0.0
+        self._placeholder_after = placeholder_after_s
+        self._waiting: asyncio.Task[None] | None = None
+        self._only_working = False
         self.posted: list[str] = []
 
     @property
@@ -62,7 +71,33 @@ class SlackThreadSink:
         """The ts of the (first) reply message: what an edit of the question updates."""
         return self._ts or ""
 
+    async def working(self) -> None:
+        if self._ts is None and self._waiting is None:
+            self._waiting = asyncio.create_task(self._post_working())
+
+    async def _post_working(self) -> None:
+        await asyncio.sleep(self._placeholder_after)
+        if self._ts is not None:
+            return
+        try:
+            response = await self._client.chat_postMessage(
+                channel=self._channel, thread_ts=self._thread, text=WORKING)
+        except SlackApiError as exc:
+            with contextlib.suppress(SlackApiError):
+                self._cannot_post(exc)
+            return
+        if self._ts is None:
+            self._ts = str(response["ts"])
+            self.posted.append(self._ts)
+            self._only_working = True
+
+    def _stop_waiting(self) -> None:
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.cancel()
+
     async def delta(self, text: str) -> None:
+        self._stop_waiting()
+        self._only_working = False
         self._text += text
         try:
             if self._ts is None:
@@ -80,8 +115,14 @@ class SlackThreadSink:
             self._cannot_post(exc)
 
     async def finish(self, reply: Reply) -> None:
+        self._stop_waiting()
         messages = render(reply)
         try:
+            if reply.ephemeral and self._ts is not None and self._only_working:
+                # Only the placeholder is public: a private reply must not replace it.
+                await self._client.chat_delete(channel=self._channel, ts=self._ts)
+                self.posted.remove(self._ts)
+                self._ts = None
             if reply.ephemeral and self._ts is None:
                 for message in messages:
                     await self._client.chat_postEphemeral(

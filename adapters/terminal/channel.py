@@ -26,6 +26,9 @@ class TerminalSink:
         self._out = out
         self._streamed = ""
 
+    async def working(self) -> None:
+        return None
+
     async def delta(self, text: str) -> None:
         self._streamed += text
         self._out.write(text)

@@ -62,6 +62,9 @@ class StreamSink:
         self._stream = stream
         self._client_id = client_id
 
+    async def working(self) -> None:
+        return None  # the "typing" frame went out when the message was received
+
     async def delta(self, text: str) -> None:
         self._stream.publish({"type": "delta", "client_id": self._client_id, "text": text})
 

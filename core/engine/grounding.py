@@ -72,6 +72,7 @@ def answer_request(tenant: TenantConfig, question: str, passages: Sequence[Passa
         model=llm.model, fallback_models=tuple(llm.fallback_models),
         max_output_tokens=llm.max_output_tokens, temperature=llm.temperature,
         timeout_s=llm.timeout_s, max_attempts=llm.max_attempts,
+        budget_s=llm.answer_budget_s,
         prices=(llm.price_input_per_mtok, llm.price_output_per_mtok))
 
 

@@ -56,6 +56,7 @@ async def route(turn: Turn, deps: EngineDeps) -> Stop | None:
 
 
 async def respond(turn: Turn, deps: EngineDeps) -> Stop | None:
+    await turn.sink.working()
     if turn.route == "chat":
         turn.reply = await answer_chat(turn, deps)
     else:

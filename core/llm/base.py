@@ -30,7 +30,10 @@ class AnswerRequest:
     max_output_tokens: int = 800
     temperature: float = 0.2
     timeout_s: float = 30.0
+    """Per attempt, for the whole stream."""
     max_attempts: int = 3
+    budget_s: float = 45.0
+    """For the whole answer: every attempt, back-off and fallback model together."""
     prices: tuple[float | None, float | None] = (None, None)
 
 

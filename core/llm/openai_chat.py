@@ -1,15 +1,22 @@
 """Answers from any OpenAI-compatible chat completions API, streamed.
 
 Per model: up to ``max_attempts`` attempts, each bounded by ``timeout_s`` for the whole
-stream, with back-off on 429 (honouring ``Retry-After``), 5xx, connection errors and
-timeouts; then the tenant's fallback models in order. A stream cut after text reached the
-user is not retried (the user would see the answer twice): the partial text is returned
-marked as interrupted. The SDK's own retries are off so that this is the one policy.
+stream, with back-off on 429 (honouring ``Retry-After``), 5xx, connection errors,
+timeouts and malformed stream chunks; then the tenant's fallback models in order. The
+whole answer also has one time budget (``budget_s``) across all of that, so a stalled
+provider costs the user at most that long before the apology.
+
+A stream counts as complete only when a choice reports its ``finish_reason``. One that
+ends without it (a clean cut) or is cut after text reached the user is not retried (the
+user would see the answer twice): the partial text is returned marked as interrupted,
+and the engine never caches it. The SDK's own retries are off so that this is the one
+policy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -36,6 +43,7 @@ class _Attempt:
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finished: bool = False
 
 
 class _Retryable(Exception):
@@ -66,14 +74,21 @@ class OpenAIAnswerer:
 
     async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer:
         messages = cast(list[ChatCompletionMessageParam], build_messages(request))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.budget_s
         last_reason = "no model configured"
         for model in (request.model, *request.fallback_models):
             attempt_no = 0
             while attempt_no < request.max_attempts:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    metrics.LLM_ERRORS.labels(model, "budget").inc()
+                    raise AnswerUnavailable(f"no answer within {request.budget_s:.0f}s "
+                                            f"(last: {last_reason})")
                 attempt_no += 1
                 attempt = _Attempt()
                 try:
-                    async with asyncio.timeout(request.timeout_s):
+                    async with asyncio.timeout(min(request.timeout_s, remaining)):
                         await self._stream(model, messages, request, attempt, on_delta)
                 except _Retryable as exc:
                     last_reason = exc.reason
@@ -81,7 +96,8 @@ class OpenAIAnswerer:
                     if attempt.text:
                         return self._finish(model, request, messages, attempt, interrupted=True)
                     if attempt_no < request.max_attempts:
-                        await asyncio.sleep(self._backoff(attempt_no, exc.retry_after_s))
+                        pause = self._backoff(attempt_no, exc.retry_after_s)
+                        await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
                     continue
                 except TimeoutError:
                     last_reason = "timeout"
@@ -100,6 +116,8 @@ class OpenAIAnswerer:
     async def _stream(self, model: str, messages: list[ChatCompletionMessageParam],
                       request: AnswerRequest, attempt: _Attempt,
                       on_delta: DeltaCallback) -> None:
+        """One attempt. Transport and protocol failures become ``_Retryable``; an error
+        raised by ``on_delta`` (the delivery) is not the model's and propagates."""
         try:
             stream = await self._client.chat.completions.create(
                 model=model, messages=messages,
@@ -107,15 +125,16 @@ class OpenAIAnswerer:
                 stream=True, stream_options={"include_usage": True},
                 timeout=request.timeout_s,
             )
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    attempt.prompt_tokens = chunk.usage.prompt_tokens
-                    attempt.completion_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    text = choice.delta.content if choice.delta else None
-                    if text:
-                        attempt.text += text
-                        await on_delta(text)
+            chunks = aiter(stream)
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                text = self._read(chunk, attempt)
+                if text:
+                    attempt.text += text
+                    await on_delta(text)
         except openai.RateLimitError as exc:
             raise _Retryable("rate_limited", _retry_after(exc)) from exc
         except openai.InternalServerError as exc:
@@ -132,6 +151,29 @@ class OpenAIAnswerer:
             raise _NextModel(f"model {model!r} rejected: HTTP {exc.status_code}") from exc
         except openai.APIError as exc:
             raise _Retryable("stream_error") from exc
+        except json.JSONDecodeError as exc:
+            raise _Retryable("malformed_chunk") from exc
+        if not attempt.finished:
+            raise _Retryable("truncated")
+
+    @staticmethod
+    def _read(chunk: Any, attempt: _Attempt) -> str:
+        """The text of one chunk, noting usage and whether a choice finished. The SDK
+        builds chunks without validation, so a chunk of the wrong shape shows up here."""
+        try:
+            if chunk.usage is not None:
+                attempt.prompt_tokens = int(chunk.usage.prompt_tokens)
+                attempt.completion_tokens = int(chunk.usage.completion_tokens)
+            text = ""
+            for choice in chunk.choices or ():
+                if choice.finish_reason:
+                    attempt.finished = True
+                piece = choice.delta.content if choice.delta else None
+                if piece:
+                    text += str(piece)
+            return text
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise _Retryable("malformed_chunk") from exc
 
     @staticmethod
     def _backoff(attempt_no: int, retry_after_s: float | None) -> float:

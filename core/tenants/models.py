@@ -51,6 +51,10 @@ class LLMSettings(_Section):
     max_output_tokens: int = Field(800, gt=0, le=32_000)
     temperature: float = Field(0.2, ge=0, le=2)
     timeout_s: float = Field(30.0, gt=0, le=600, description="per attempt, whole stream")
+    answer_budget_s: float = Field(
+        45.0, gt=0, le=900,
+        description="one answer's total time across attempts and fallback models; then "
+        "the user gets an apology")
     max_attempts: int = Field(3, ge=1, le=6, description="per model, on 429/5xx/timeouts")
     price_input_per_mtok: float | None = Field(None, ge=0, description="USD; default table")
     price_output_per_mtok: float | None = Field(None, ge=0, description="USD; default table")

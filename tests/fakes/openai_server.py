@@ -2,7 +2,9 @@
 
 Speaks the streaming wire format (SSE ``chat.completion.chunk`` frames, a usage chunk with
 empty choices when ``stream_options.include_usage`` is set, then ``[DONE]``) and lets a
-test inject faults per request: delay, HTTP errors with Retry-After, a cut stream.
+test inject faults per request: delay, HTTP errors with Retry-After, a stream cut at the
+socket, a stream that ends cleanly without ``finish_reason`` or ``[DONE]``, and a garbage
+(non-JSON) ``data:`` line in the middle of a stream.
 The answer echoes the question, so tests can tell turns apart without a real model.
 """
 
@@ -26,6 +28,11 @@ class Fault:
     retry_after: float | None = None
     delay_s: float = 0.0
     cut_after_chunks: int | None = None
+    """Close the socket after this many chunks."""
+    clean_cut_after_chunks: int | None = None
+    """End the response properly after this many chunks, with no finish_reason or [DONE]."""
+    garbage_at_chunk: int | None = None
+    """Send a data line that is not JSON in place of this chunk."""
     model: str | None = None
 
 
@@ -90,7 +97,7 @@ class FakeOpenAI:
         text = self.answer_for(body)
         if not body.get("stream"):
             return web.json_response(_completion(body["model"], text))
-        return await self._stream(request, body, text, fault.cut_after_chunks if fault else None)
+        return await self._stream(request, body, text, fault or Fault())
 
     def _next_fault(self, model: str) -> Fault | None:
         for fault in list(self.faults):
@@ -100,7 +107,7 @@ class FakeOpenAI:
         return None
 
     async def _stream(self, request: web.Request, body: dict[str, Any], text: str,
-                      cut_after: int | None) -> web.StreamResponse:
+                      fault: Fault) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -109,10 +116,16 @@ class FakeOpenAI:
         pieces = [{"role": "assistant", "content": ""}] + [
             {"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
         for index, delta in enumerate(pieces):
-            if cut_after is not None and index > cut_after:
+            if fault.cut_after_chunks is not None and index > fault.cut_after_chunks:
                 assert request.transport is not None
                 request.transport.close()
                 return response
+            if fault.clean_cut_after_chunks is not None and index > fault.clean_cut_after_chunks:
+                await response.write_eof()
+                return response
+            if index == fault.garbage_at_chunk:
+                await response.write(b'data: {"id": "chatcmpl-fake", "choices": [{"del\n\n')
+                continue
             await _send(response, _chunk(model, created, delta, None))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -83,3 +84,36 @@ async def test_not_in_channel_is_logged_not_raised(slack: FakeSlack,
     with caplog.at_level(logging.WARNING, logger="switchboard.slack"):
         await sink(slack).finish(Reply("hello"))
     assert "not_in_channel" in caplog.text
+
+
+async def test_a_slow_answer_shows_a_working_placeholder_that_the_answer_replaces(
+        slack: FakeSlack) -> None:
+    out = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+                          "1763769600.000100", "U0ALICE", placeholder_after_s=0.05)
+    await out.working()
+    await asyncio.sleep(0.3)
+    [placeholder] = slack.of("chat.postMessage")
+    assert "Working" in placeholder.payload["text"]
+    await out.delta("Here it is")
+    await out.finish(Reply("Here it is.", turn_id="t1"))
+    assert len(slack.of("chat.postMessage")) == 1
+    assert slack.of("chat.update")[-1].payload["text"] == "Here it is."
+
+
+async def test_a_fast_answer_posts_no_placeholder(slack: FakeSlack) -> None:
+    out = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+                          "1763769600.000100", "U0ALICE", placeholder_after_s=0.2)
+    await out.working()
+    await out.finish(Reply("Quick.", turn_id="t1"))
+    await asyncio.sleep(0.4)
+    assert [c.payload["text"] for c in slack.of("chat.postMessage")] == ["Quick."]
+
+
+async def test_a_private_reply_after_the_placeholder_removes_it(slack: FakeSlack) -> None:
+    out = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+                          "1763769600.000100", "U0ALICE", placeholder_after_s=0.05)
+    await out.working()
+    await asyncio.sleep(0.3)
+    await out.finish(Reply("Busy, try again.", kind="apology", ephemeral=True))
+    assert len(slack.of("chat.delete")) == 1
+    assert slack.of("chat.postEphemeral")[0].payload["text"] == "Busy, try again."
