@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from adapters.admin_api.routes import AdminApi
+from adapters.http_input import MAX_BODY_BYTES, input_errors, install_log_filter
 from adapters.slack.app import SlackAdapter
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
 from adapters.slack.routes import mount as mount_slack
@@ -34,7 +35,6 @@ log = logging.getLogger("switchboard.web")
 
 SERVICES = web.AppKey("services", Services)
 DEMO_TENANT = "demo"
-MAX_BODY_BYTES = 1 << 20
 CHECK_TIMEOUT_S = 2.0
 
 
@@ -113,7 +113,8 @@ async def _slack(services: Services, settings: Settings
 
 
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    install_log_filter()
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[input_errors])
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, watch_tenants=True,

@@ -9,7 +9,6 @@ pydantic model; malformed JSON is a 400, an invalid body a 422 with the field er
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.admin_api import models as m
 from adapters.admin_api.openapi import openapi_document
+from adapters.http_input import BadInput, header_bytes, read_json_object
 from core.engine.deps import EngineDeps
 from core.engine.search import search_and_answer
 from core.knowledge.base import SearchFilters
@@ -60,6 +60,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return _error(exc.status, exc.message, exc.details)
+    except BadInput as exc:
+        return _error(exc.status, exc.message)
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
@@ -104,7 +106,7 @@ class AdminApi:
             log.warning("admin API request for unknown tenant", extra={"tenant": tenant_id})
             raise ApiError(401, "missing or wrong API key") from None
         expected = os.environ.get(tenant.api.key_env, "") if tenant.api.key_env else ""
-        if not expected or not given or not hmac.compare_digest(given.encode(),
+        if not expected or not given or not hmac.compare_digest(header_bytes(given),
                                                                 expected.encode()):
             log.warning("admin API request refused: bad or missing key",
                         extra={"tenant": tenant_id})
@@ -113,10 +115,7 @@ class AdminApi:
 
     @staticmethod
     async def _body(request: web.Request, model: type[Body]) -> Body:
-        try:
-            raw = await request.json()
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"malformed JSON: {exc.msg}") from None
+        raw = await read_json_object(request)
         try:
             return model.model_validate(raw)
         except ValidationError as exc:

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -56,6 +56,15 @@ log = logging.getLogger("switchboard.slack")
 INSTALL_CACHE_S = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class SignedApp:
+    """A bolt app and the secret its requests are signed with (checked on the raw bytes
+    before bolt sees them, see ``adapters/slack/envelope.py``)."""
+
+    signing_secret: str
+    bolt: AsyncApp
+
+
 class ResponseUrlSink:
     """Delivers a command's reply through its ``response_url`` (no streaming there)."""
 
@@ -85,10 +94,11 @@ class SlackAdapter:
         self._installations = installations
         self._bot_users: dict[str, tuple[str, str]] = {}
         self._installed: dict[str, tuple[float, Installation | None]] = {}
-        self._own: dict[str, tuple[str, AsyncApp]] = {}
-        self.shared = self._build(signing_secret, None) if signing_secret else None
+        self._own: dict[str, SignedApp] = {}
+        self.shared = SignedApp(signing_secret, self._build(signing_secret, None)) \
+            if signing_secret else None
 
-    def own_app(self, tenant_id: str) -> AsyncApp | None:
+    def own_app(self, tenant_id: str) -> SignedApp | None:
         """The app of a tenant that brings its own Slack app, or None if it does not."""
         try:
             tenant = self._tenants.get(tenant_id)
@@ -99,10 +109,10 @@ class SlackAdapter:
         if not secret:
             return None
         cached = self._own.get(tenant_id)
-        if cached is None or cached[0] != secret:
-            cached = (secret, self._build(secret, tenant_id))
+        if cached is None or cached.signing_secret != secret:
+            cached = SignedApp(secret, self._build(secret, tenant_id))
             self._own[tenant_id] = cached
-        return cached[1]
+        return cached
 
     def forget_installation(self, team_id: str) -> None:
         self._installed.pop(team_id, None)

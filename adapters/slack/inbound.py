@@ -105,7 +105,9 @@ def to_inbound(body: dict[str, Any], bot_user_id: str, binding: Binding,
     if event.get("bot_id") or event.get("subtype") in _IGNORED_SUBTYPES:
         return None
     user = event.get("user", "")
-    if not user or user == bot_user_id:
+    if not isinstance(user, str) or not user or user == bot_user_id:
+        return None
+    if not isinstance(event.get("channel"), str) or not isinstance(event.get("ts"), str):
         return None
     files = tuple(Attachment(name=f.get("name", ""), url=f.get("url_private", ""),
                              content_type=f.get("mimetype", ""), size=f.get("size", 0))

@@ -1,6 +1,7 @@
 """The Slack routes of the web process: the shared app's events, tenants' own apps,
-and the OAuth install flow. Each answers with a clear message when its part of Slack is
-not configured, rather than a bare 404."""
+and the OAuth install flow. Each answers a 404 with a clear message when its part of
+Slack is not configured (rather than a bare 404, or a 5xx that would page an operator
+for a feature that is simply off)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 
-from adapters.slack.app import SlackAdapter
+from adapters.http_input import decode_utf8, read_bytes
+from adapters.slack.app import SignedApp, SlackAdapter
+from adapters.slack.envelope import check_shape, verify
 from adapters.slack.oauth import SlackOAuth
 
 log = logging.getLogger("switchboard.slack")
@@ -20,33 +23,45 @@ log = logging.getLogger("switchboard.slack")
 def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None],
           oauth: Callable[[], SlackOAuth | None]) -> None:
 
-    async def dispatch(bolt: AsyncApp, request: web.Request) -> web.StreamResponse:
-        response = await bolt.async_dispatch(await to_bolt_request(request))
+    async def dispatch(app: SignedApp, request: web.Request) -> web.StreamResponse:
+        """Verify the raw bytes, then check the body's shape, then hand it to bolt."""
+        raw = await read_bytes(request)
+        if not verify(app.signing_secret, raw,
+                      request.headers.get("X-Slack-Request-Timestamp", ""),
+                      request.headers.get("X-Slack-Signature", "")):
+            log.warning("Slack request with a bad or stale signature",
+                        extra={"channel": "slack", "path": request.path})
+            return web.json_response({"error": "invalid signature"}, status=401)
+        text = decode_utf8(raw)
+        check_shape(text, request.headers.get("Content-Type", ""))
+        response = await app.bolt.async_dispatch(AsyncBoltRequest(
+            body=text, query=request.query_string,
+            headers=request.headers))  # type: ignore[arg-type]  # bolt reads it as a mapping
         return await to_aiohttp_response(response)
 
     async def events(request: web.Request) -> web.StreamResponse:
         slack = adapter()
         if slack is None or slack.shared is None:
             return web.json_response({"error": "Slack is not configured: set "
-                                               "SLACK_SIGNING_SECRET"}, status=503)
+                                               "SLACK_SIGNING_SECRET"}, status=404)
         return await dispatch(slack.shared, request)
 
     async def tenant_events(request: web.Request) -> web.StreamResponse:
         tenant_id = request.match_info["tenant"]
         slack = adapter()
-        bolt = slack.own_app(tenant_id) if slack is not None else None
-        if bolt is None:
+        own = slack.own_app(tenant_id) if slack is not None else None
+        if own is None:
             log.warning("Slack events for a tenant with no own Slack app",
                         extra={"tenant": tenant_id, "channel": "slack"})
             return web.json_response({"error": "no Slack app of its own is configured for "
                                                "this tenant (slack.signing_secret_env)"},
                                      status=404)
-        return await dispatch(bolt, request)
+        return await dispatch(own, request)
 
     def not_configured() -> web.Response:
         return web.json_response({"error": "Slack OAuth is not configured: set "
                                            "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
-                                           "SLACK_TOKEN_ENCRYPTION_KEY"}, status=503)
+                                           "SLACK_TOKEN_ENCRYPTION_KEY"}, status=404)
 
     async def install(request: web.Request) -> web.StreamResponse:
         flow = oauth()

@@ -70,7 +70,8 @@ class TokenSigner:
 
     def verify(self, token: str, tenant: str) -> Identity:
         body, _, signature = token.partition(".")
-        if not body or not hmac.compare_digest(signature, self._sign(body)):
+        if not body or not hmac.compare_digest(signature.encode("utf-8", "surrogateescape"),
+                                               self._sign(body).encode()):
             raise IdentityError("invalid session token")
         try:
             token_tenant, subject, issued = _unb64(body).decode().split("|")
@@ -97,7 +98,8 @@ def verify_user(secret: str, tenant: str, user_id: str, signature: str) -> Ident
         raise IdentityError("this site does not accept identified users")
     if not user_id or len(user_id) > 128 or "|" in user_id:
         raise IdentityError("invalid user id")
-    if not hmac.compare_digest(user_signature(secret, user_id), signature.lower()):
+    if not hmac.compare_digest(user_signature(secret, user_id).encode(),
+                               signature.lower().encode("utf-8", "surrogateescape")):
         raise IdentityError("the user signature does not match")
     return Identity(tenant, f"u:{user_id}")
 

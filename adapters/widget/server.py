@@ -49,10 +49,18 @@ class WidgetRefused(Exception):
 
 
 def origin_of(url: str) -> str:
-    parts = urlsplit(url)
+    """``scheme://host[:port]`` normalized for comparison; "" for a malformed origin (a
+    port out of range, an unclosed IPv6 bracket), which no allow-list contains."""
+    try:
+        parts = urlsplit(url)
+        port_number = parts.port
+    except ValueError:
+        return ""
+    if not parts.scheme or not parts.hostname:
+        return ""
     default = {"http": 80, "https": 443}.get(parts.scheme)
-    port = f":{parts.port}" if parts.port and parts.port != default else ""
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}{port}"
+    port = f":{port_number}" if port_number and port_number != default else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
 class StreamSink:
@@ -104,6 +112,7 @@ class WidgetAdapter:
         allowed = {origin_of(str(o)) for o in tenant.widget.allowed_origins}
         if tenant.widget.allow_own_origin:
             allowed.add(origin_of(f"{request.scheme}://{request.host}"))
+        allowed.discard("")
         if origin_of(origin) not in allowed:
             log.warning("widget request from an origin the tenant does not allow",
                         extra={"tenant": tenant.id, "channel": "widget", "origin": origin})
