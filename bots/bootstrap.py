@@ -15,10 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from bots.embedded_mongo import EmbeddedMongo
 from bots.settings import Settings
 from core.commands.builtins import builtin_commands
 from core.engine import Engine, EngineDeps, EngineSettings
+from core.intake.journal import FileTurnJournal, JournalEntry, MemoryTurnJournal, TurnJournal
 from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.base import Retriever
 from core.knowledge.embedders import EmbedderRegistry
@@ -33,6 +36,7 @@ from core.sessions.store import SessionStore
 from core.state.base import SharedState
 from core.state.memory import MemoryState
 from core.state.redis import RedisState
+from core.state.resilient import ResilientState
 from core.stores.mongo_audit import MongoAuditLog
 from core.stores.mongo_client import MongoConnection
 from core.stores.mongo_documents import MongoCatalog
@@ -61,6 +65,8 @@ class Services:
     usage: UsageLedger
     checks: dict[str, Check] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
+    orphans: list[JournalEntry] = field(default_factory=list)
+    """Turns the journal holds from before this process started (see Recovery)."""
 
 
 def choose_answerer(settings: Settings) -> Answerer:
@@ -94,8 +100,14 @@ async def _initial_ingest(services: Services) -> None:
 @asynccontextmanager
 async def open_services(settings: Settings, *, watch_tenants: bool = False,
                         engine_settings: EngineSettings | None = None,
-                        initial_ingest: str = "off") -> AsyncIterator[Services]:
-    """Build every service. ``initial_ingest``: "background", "wait" or "off"."""
+                        initial_ingest: str = "off",
+                        journal: str = "") -> AsyncIterator[Services]:
+    """Build every service. ``initial_ingest``: "background", "wait" or "off".
+
+    ``journal`` names the process kind ("web", "discord", "chat") whose local turn
+    journal (``$SWITCHBOARD_DATA_DIR/journal``) this process holds; empty for processes
+    that run no turns.
+    """
     for secret in settings.secrets():
         register_secret(secret)
     async with AsyncExitStack() as stack:
@@ -115,9 +127,10 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
 
         state: SharedState
         if settings.redis_url:
-            state = RedisState(settings.redis_url,
-                               max_connections=settings.redis_max_connections,
-                               pool_timeout_s=settings.redis_pool_timeout_s)
+            state = ResilientState(RedisState(
+                settings.redis_url, max_connections=settings.redis_max_connections,
+                pool_timeout_s=settings.redis_pool_timeout_s),
+                errors=(RedisError, OSError))
         else:
             state = MemoryState()
             log.warning("REDIS_URL is unset: rate limits, dedupe and locks are in-process "
@@ -144,15 +157,24 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
         usage.start()
         stack.push_async_callback(usage.close)
 
+        turn_journal: TurnJournal = MemoryTurnJournal()
+        orphans: list[JournalEntry] = []
+        if journal:
+            turn_journal, orphans = await asyncio.to_thread(
+                FileTurnJournal.open, settings.data_dir / "journal", journal,
+                fsync=settings.journal_fsync)
+            stack.push_async_callback(turn_journal.close)
+
         engine = Engine(EngineDeps(
             tenants=tenants, state=state, sessions=sessions, usage=usage, audit=audit,
             answerer=answerer, retriever=retriever, commands=builtin_commands(),
             settings=engine_settings or EngineSettings(), answer_cache=knowledge.answers,
-            knowledge=knowledge, feedback=MongoFeedbackStore(mongo.db)))
+            knowledge=knowledge, feedback=MongoFeedbackStore(mongo.db),
+            journal=turn_journal))
         services = Services(
             settings=settings, engine=engine, tenants=tenants, mongo=mongo,
             sessions=sessions, state=state, answerer=answerer, retriever=retriever,
-            knowledge=knowledge, usage=usage,
+            knowledge=knowledge, usage=usage, orphans=orphans,
             checks={"mongodb": mongo.ping, "redis": state.ping, "llm": answerer.ping,
                     "knowledge": retriever.ping},
             descriptions={"mongodb": mongo_desc,

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from adapters.terminal.channel import TerminalChannel
 from bots.bootstrap import open_services
 from bots.settings import Settings
+from core.intake.recovery import Recovery
 from core.knowledge.index import KnowledgeIndexError
+from core.replies import ReplySink
+
+
+async def _stored_only(address: Mapping[str, Any]) -> ReplySink | None:
+    """A terminal that was closed cannot be written to: replayed turns are stored."""
+    return None
 
 
 async def run_chat(settings: Settings, tenant: str, message: str | None, thread: str,
                    user: str) -> int:
-    async with open_services(settings, initial_ingest="wait") as services:
+    async with open_services(settings, initial_ingest="wait", journal="chat") as services:
+        recovery = Recovery(services.engine, _stored_only)
+        await recovery.replay(services.orphans)
+        await recovery.write_back()
         if tenant not in services.tenants.tenant_ids():
             known = ", ".join(services.tenants.tenant_ids()) or "none"
             print(f"No tenant {tenant!r} in {settings.tenants_dir} (loaded: {known}). "

@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import discord
 import prometheus_client
@@ -23,11 +25,19 @@ from discord.http import Route
 from adapters.discord.bot import DiscordAdapter
 from bots.bootstrap import open_services
 from bots.settings import Settings
+from core.intake.recovery import Recovery
+from core.replies import ReplySink
 
 log = logging.getLogger("switchboard.discord")
 SHARD_FROM = 1000
 """Bound guilds from which the shared bot runs sharded (Discord requires it at 2,500)."""
 
+
+
+async def _stored_only(address: Mapping[str, Any]) -> ReplySink | None:
+    """Replayed Discord turns are stored (and seen in the thread's history); posting them
+    into the channel after a restart is not built yet (docs/reliability.md)."""
+    return None
 
 def point_at(settings: Settings) -> None:
     Route.BASE = settings.discord_api_url.rstrip("/")
@@ -47,7 +57,7 @@ def serve_metrics() -> None:
 async def run_discord(settings: Settings) -> int:
     point_at(settings)
     serve_metrics()
-    async with open_services(settings, watch_tenants=True) as services:
+    async with open_services(settings, watch_tenants=True, journal="discord") as services:
         bots: list[tuple[DiscordAdapter, str]] = []
         shared = os.environ.get("DISCORD_BOT_TOKEN", "")
         if shared:
@@ -72,6 +82,8 @@ async def run_discord(settings: Settings) -> int:
                   "variable in a tenant's [discord] bot_token_env (see docs/discord.md).",
                   file=sys.stderr)
             return 2
+        recovery = asyncio.create_task(
+            Recovery(services.engine, _stored_only).run(services.orphans))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,9 +94,9 @@ async def run_discord(settings: Settings) -> int:
         failed = [t for t in done if t is not waiter and t.exception() is not None]
         for bot, _ in bots:
             await bot.client.close()
-        for task in [*runs, waiter]:
+        for task in [*runs, waiter, recovery]:
             task.cancel()
-        await asyncio.gather(*runs, waiter, return_exceptions=True)
+        await asyncio.gather(*runs, waiter, recovery, return_exceptions=True)
         for task in failed:
             exc = task.exception()
             if isinstance(exc, discord.LoginFailure):

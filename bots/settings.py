@@ -22,6 +22,7 @@ class Settings(BaseModel):
     redis_url: str = ""
     redis_max_connections: int = Field(64, ge=1, le=10_000)
     redis_pool_timeout_s: float = Field(10.0, gt=0, le=300)
+    journal_fsync: bool = False
     qdrant_url: str = ""
     qdrant_api_key: str = ""
     openai_api_key: str = ""
@@ -46,6 +47,7 @@ class Settings(BaseModel):
             mongodb_uri=get("MONGODB_URI"), redis_url=get("REDIS_URL"),
             redis_max_connections=int(get("REDIS_MAX_CONNECTIONS", "64")),
             redis_pool_timeout_s=float(get("REDIS_POOL_TIMEOUT_S", "10")),
+            journal_fsync=get("SWITCHBOARD_JOURNAL_FSYNC", "0").lower() in ("1", "true", "yes"),
             qdrant_url=get("QDRANT_URL"), qdrant_api_key=get("QDRANT_API_KEY"),
             openai_api_key=get("OPENAI_API_KEY"), openai_base_url=get("OPENAI_BASE_URL"),
             tenants_dir=Path(get("SWITCHBOARD_TENANTS_DIR", "tenants")),

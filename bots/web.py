@@ -11,7 +11,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -27,6 +28,8 @@ from adapters.widget.routes import mount as mount_widget
 from adapters.widget.server import WidgetAdapter
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
+from core.intake.recovery import Recovery, Redeliver
+from core.replies import ReplySink
 from core.stores.mongo_installations import MongoInstallationStore
 from core.tenants.registry import UnknownTenant
 from core.token_cipher import CipherKeyError, TokenCipher
@@ -112,19 +115,38 @@ async def _slack(services: Services, settings: Settings
     return adapter, flow
 
 
+def _redeliver(slack: SlackAdapter | None, widget: WidgetAdapter) -> Redeliver:
+    """Rebuild the reply sink of a journaled turn from its address, by channel."""
+
+    async def redeliver(address: Mapping[str, Any]) -> ReplySink | None:
+        kind = address.get("kind")
+        if kind == "slack-thread" and slack is not None:
+            return await slack.redelivery_sink(dict(address))
+        if kind == "widget":
+            return widget.redelivery_sink(dict(address))
+        return None
+
+    return redeliver
+
+
 def build_app(settings: Settings) -> web.Application:
     install_log_filter()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[input_errors])
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings, watch_tenants=True,
-                                 initial_ingest="background") as services:
+        async with open_services(settings, watch_tenants=True, initial_ingest="background",
+                                 journal="web") as services:
             app[SERVICES] = services
             slack[0], oauth[0] = await _slack(services, settings)
             signer = TokenSigner(await asyncio.to_thread(
                 load_key, os.environ.get("SWITCHBOARD_WIDGET_KEY", ""), settings.data_dir))
             widget[0] = WidgetAdapter(services.engine, signer)
+            recovery = asyncio.create_task(
+                Recovery(services.engine, _redeliver(slack[0], widget[0])).run(services.orphans))
             yield
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery
             await widget[0].close()
 
     app.cleanup_ctx.append(services_ctx)

@@ -73,6 +73,14 @@ class ReplySink(Protocol):
     async def finish(self, reply: Reply) -> None: ...
 
 
+def address_of(sink: ReplySink) -> dict[str, object]:
+    """Where a sink delivers, as plain data (``{"kind": "slack-thread", ...}``), for
+    sinks that can be rebuilt after a restart; empty for the others. Journaled with each
+    accepted message so a turn interrupted by a crash is answered in the same place."""
+    address = getattr(sink, "address", None)
+    return dict(address) if isinstance(address, dict) else {}
+
+
 def delivered_id(sink: ReplySink) -> str:
     """The platform id of the delivered reply, for sinks that know it (Slack: its ts).
 

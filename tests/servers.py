@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,13 +34,46 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str,
 
 
 class ServerProcess:
-    def __init__(self, process: subprocess.Popen[bytes], url: str, workdir: Path) -> None:
+    """A server the tests own, so they can also kill, pause and restart it (on the same
+    port, so clients reconnect to it) to prove what happens to messages meanwhile."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str, workdir: Path,
+                 argv: list[str] | None = None, port: int = 0, what: str = "") -> None:
         self.process = process
         self.url = url
         self.workdir = workdir
+        self.argv = argv or []
+        self.port = port
+        self.what = what
+
+    def kill(self) -> None:
+        """SIGKILL: the server is gone, connections are refused."""
+        self.process.kill()
+        self.process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server hangs; connections open but nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Start the same command again on the same port (after ``kill``)."""
+        for attempt in range(50):
+            self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+            try:
+                _wait_for_port(self.port, self.process, self.what, timeout_s=5)
+                return
+            except RuntimeError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            self.resume()
             self.process.terminate()
             try:
                 self.process.wait(10)
@@ -56,24 +90,23 @@ def start_redis() -> ServerProcess:
                            "it) or `apt-get install -y redis-server`")
     workdir = Path(tempfile.mkdtemp(prefix="sb-redis-"))
     port = free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
-         "no", "--dir", str(workdir), "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
+            "no", "--dir", str(workdir), "--daemonize", "no"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_port(port, process, "redis-server")
-    return ServerProcess(process, f"redis://127.0.0.1:{port}/0", workdir)
+    return ServerProcess(process, f"redis://127.0.0.1:{port}/0", workdir, argv, port,
+                         "redis-server")
 
 
 def start_mongo_wire() -> ServerProcess:
     workdir = Path(tempfile.mkdtemp(prefix="sb-nx-"))
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nx_27017.nx_27017", "--db", "memory", "-p", str(port),
-         "--pid-file", str(workdir / "nx.pid"), "--log-file", str(workdir / "nx.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [sys.executable, "-m", "nx_27017.nx_27017", "--db", "memory", "-p", str(port),
+            "--pid-file", str(workdir / "nx.pid"), "--log-file", str(workdir / "nx.log")]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_port(port, process, "nx-27017")
     return ServerProcess(process, f"mongodb://127.0.0.1:{port}/?directConnection=true",
-                         workdir)
+                         workdir, argv, port, "nx-27017")
 
 
 def start_switchboard(env: dict[str, str], cwd: Path, log: Path, timeout_s: float = 60.0

@@ -197,6 +197,37 @@ class SlackAdapter:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token,
                                bot_user_id=user_id, bot_id=bot_id)
 
+    @staticmethod
+    def _sink(client: AsyncWebClient, authority: SlackAuthority, channel: str,
+              thread_ts: str, user: str, reply_ts: str | None = None) -> SlackThreadSink:
+        return SlackThreadSink(client, channel, thread_ts, user, reply_ts=reply_ts, address={
+            "tenant": authority.tenant.id, "workspace": authority.workspace,
+            "own_app": authority.own_app})
+
+    async def redelivery_sink(self, address: dict[str, object]) -> SlackThreadSink | None:
+        """A sink for a journaled address: the same thread, with the workspace's current
+        token. None when the workspace or its token is gone."""
+        try:
+            tenant = self._tenants.get(str(address.get("tenant", "")))
+        except UnknownTenant:
+            return None
+        authority = SlackAuthority(tenant, str(address.get("workspace", "")),
+                                   own_app=bool(address.get("own_app")))
+        token = await self._token(authority)
+        if token is None:
+            return None
+        return self._sink(web_client(token, self._api_url), authority,
+                          str(address.get("channel", "")), str(address.get("thread_ts", "")),
+                          str(address.get("user", "")))
+
+    async def _token(self, authority: SlackAuthority) -> str | None:
+        installation = None if authority.own_app else \
+            await self._installation(authority.workspace)
+        if installation is not None:
+            return installation.bot_token
+        env = authority.tenant.slack.bot_token_env
+        return (os.environ.get(env, "") if env else "") or None
+
     async def _installation(self, team_id: str) -> Installation | None:
         """The OAuth installation of a workspace, cached briefly in this process (an
         uninstall seen by another worker reaches this one within the TTL)."""
@@ -260,8 +291,8 @@ class SlackAdapter:
         elif event["type"] == "message" and not await self._wants(event, message.thread,
                                                                    bot_user, tenant):
             return
-        sink = SlackThreadSink(client, event["channel"], event.get("thread_ts") or event["ts"],
-                               message.author.id)
+        sink = self._sink(client, authority, event["channel"],
+                          event.get("thread_ts") or event["ts"], message.author.id)
         await self._engine.handle(message, sink)
 
     async def _on_change(self, body: dict[str, Any], client: AsyncWebClient,
@@ -286,8 +317,8 @@ class SlackAdapter:
                                 exc.response.get("error", ""))
             return
         thread_ts = changed.thread.split(":", 1)[1]
-        await self._engine.handle(changed, SlackThreadSink(
-            client, channel, thread_ts, changed.author.id, reply_ts=reply_ts or None))
+        await self._engine.handle(changed, self._sink(
+            client, authority, channel, thread_ts, changed.author.id, reply_ts=reply_ts or None))
 
     async def _on_command(self, body: dict[str, Any], client: AsyncWebClient,
                           respond: Any, context: dict[str, Any]) -> None:
@@ -352,7 +383,8 @@ class SlackAdapter:
             binding=authority.binding(), tenant_id=authority.tenant.id,
             thread=f"{channel}:{thread_ts}", author=Author(user), text=text,
             platform_message_id=f"shortcut:{body.get('trigger_id', '')}")
-        await self._engine.handle(message, SlackThreadSink(client, channel, thread_ts, user))
+        await self._engine.handle(message, self._sink(client, authority, channel, thread_ts,
+                                                      user))
 
     async def _on_action(self, body: dict[str, Any], client: AsyncWebClient,
                          context: dict[str, Any]) -> None:
@@ -373,7 +405,8 @@ class SlackAdapter:
             text=str(action.get("value", "")),
             platform_message_id=f"action:{action.get('action_ts', '')}")
         if action["action_id"].startswith("follow_up_"):
-            await self._engine.handle(message, SlackThreadSink(client, channel, thread_ts, user))
+            await self._engine.handle(message, self._sink(client, authority, channel, thread_ts,
+                                                      user))
             return
         rating: Rating = "up" if action["action_id"] == "feedback_up" else "down"
         stored = await self._engine.record_feedback(message, message.text, rating)

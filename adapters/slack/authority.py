@@ -39,6 +39,8 @@ class SlackAuthority:
 
     tenant: TenantConfig
     workspace: str
+    own_app: bool = False
+    """Signed by the tenant's own app (its token from ``slack.bot_token_env``)."""
 
     def binding(self) -> Binding:
         return Binding("slack", self.workspace)
@@ -63,7 +65,7 @@ def decide(tenants: TenantRegistry, team_id: str | None, enterprise_id: str | No
         if only_tenant is not None and tenant.id != only_tenant:
             raise RefusedWorkspace(f"the own app of tenant {only_tenant} named workspace "
                                    f"{candidate}, which belongs to another tenant")
-        return SlackAuthority(tenant, candidate)
+        return SlackAuthority(tenant, candidate, own_app=only_tenant is not None)
     raise RefusedWorkspace(f"workspace {team_id or '-'} (org {enterprise_id or '-'}) is "
                            "bound to no tenant")
 

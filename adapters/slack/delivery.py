@@ -51,7 +51,8 @@ class SlackThreadSink:
     def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str, user: str, *,
                  min_interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 reply_ts: str | None = None, placeholder_after_s: float = 1.5) -> None:
+                 reply_ts: str | None = None, placeholder_after_s: float = 1.5,
+                 address: dict[str, object] | None = None) -> None:
         self._client = client
         self._channel = channel
         self._thread = thread_ts
@@ -62,6 +63,11 @@ class SlackThreadSink:
         self._ts: str | None = reply_ts
         self._last_update = 0.0
         self._placeholder_after = placeholder_after_s
+        self.address: dict[str, object] = {
+            "kind": "slack-thread", "channel": channel, "thread_ts": thread_ts,
+            "user": user, **(address or {})}
+        """Where this sink posts, journaled so a reply interrupted by a crash can be
+        posted after the restart (``SlackAdapter.redelivery_sink``)."""
         self._waiting: asyncio.Task[None] | None = None
         self._only_working = False
         self.posted: list[str] = []

@@ -66,9 +66,12 @@ def origin_of(url: str) -> str:
 class StreamSink:
     """Delivers one turn's deltas and reply into the conversation stream."""
 
-    def __init__(self, stream: ConversationStream, client_id: str) -> None:
+    def __init__(self, stream: ConversationStream, client_id: str, tenant: str = "",
+                 subject: str = "") -> None:
         self._stream = stream
         self._client_id = client_id
+        self.address: dict[str, object] = {"kind": "widget", "tenant": tenant,
+                                           "subject": subject, "client_id": client_id}
 
     async def working(self) -> None:
         return None  # the "typing" frame went out when the message was received
@@ -209,7 +212,8 @@ class WidgetAdapter:
                    client_id: str, tenant_id: str) -> None:
         """The turn runs apart from any connection: a dropped socket does not stop it."""
         try:
-            await self._engine.handle(message, StreamSink(stream, client_id))
+            await self._engine.handle(message, StreamSink(stream, client_id, tenant_id,
+                                                          message.thread))
         except Exception:
             log.exception("widget turn failed", extra={"tenant": tenant_id, "channel": "widget"})
             stream.publish({"type": "reply", "client_id": client_id, "turn_id": "",
@@ -217,6 +221,13 @@ class WidgetAdapter:
                             "side. Please try again.", "citations": [], "follow_ups": []})
         finally:
             stream.end_turn()
+
+    def redelivery_sink(self, address: dict[str, object]) -> StreamSink:
+        """A journaled turn's sink after a restart: the conversation's (new) stream. A
+        visitor who reconnects is told to reload and sees the stored answer."""
+        tenant, subject = str(address.get("tenant", "")), str(address.get("subject", ""))
+        return StreamSink(self.streams.get(tenant, subject),
+                          str(address.get("client_id", "")), tenant, subject)
 
     async def close(self) -> None:
         for task in list(self._tasks):

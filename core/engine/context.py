@@ -43,6 +43,14 @@ class Turn:
     outcome: Outcome = "answered"
     stages: dict[str, float] = field(default_factory=dict)
     place: Place | None = None
+    replay: bool = False
+    """Replayed from the journal after a crash: already accepted once, so dedupe and
+    rate limits were decided then; only a stored answer makes it a duplicate."""
+    journaled: bool = False
+    stored: bool = False
+    """The turn's messages are in the session store (or journaled for write-back)."""
+    write_back: bool = False
+    """MongoDB refused the turn: its messages wait in the journal for ``Recovery``."""
 
     def require_tenant(self) -> TenantConfig:
         assert self.tenant is not None, "resolve_tenant runs first"

@@ -8,6 +8,7 @@ from core.commands.audit import AuditLog
 from core.commands.registry import CommandRegistry
 from core.engine.arrival import ArrivalGate
 from core.feedback import FeedbackStore
+from core.intake.journal import MemoryTurnJournal, TurnJournal
 from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.base import Retriever
 from core.knowledge.service import KnowledgeService
@@ -40,3 +41,4 @@ class EngineDeps:
     knowledge: KnowledgeService | None = None
     arrivals: ArrivalGate = field(default_factory=ArrivalGate)
     feedback: FeedbackStore | None = None
+    journal: TurnJournal = field(default_factory=MemoryTurnJournal)

@@ -1,12 +1,16 @@
 """The engine: one explicit, ordered pipeline per inbound message.
 
-resolve tenant → drop duplicates → rate limits → conversation lock → load session →
-route → respond (streaming) → persist the turn → account usage.
+resolve tenant → journal the intake → drop duplicates → rate limits → conversation lock
+→ load session → route → respond (streaming) → persist the turn → account usage.
 
 Each stage is timed (``switchboard_stage_seconds``) and the turn ends with one log line
-carrying request_id, tenant, channel, the outcome and every stage's duration. A failing
-dependency never drops a message silently: the user gets an apology and the error is
-logged; a chat message is stored even when the model fails.
+carrying request_id, tenant, channel, the outcome and every stage's duration.
+
+No accepted message is lost (docs/reliability.md). It is journaled locally before any
+stage that can fail; Redis and MongoDB outages degrade a turn rather than fail it; a
+chat turn is stored even when the model or a stage fails (with its apology), and when
+MongoDB will not take it the turn stays in the journal until ``Recovery`` writes it
+back. A process that dies mid-turn replays the journaled message on its next start.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from core.engine.commands_step import run_command
 from core.engine.context import Outcome, Stop, Turn
 from core.engine.deps import EngineDeps, EngineSettings
 from core.feedback import FeedbackRecord, Rating
+from core.intake.codec import stored_to_dict
 from core.messages import InboundMessage
 from core.observability import metrics
 from core.observability.logging import log_context
 from core.replies import Reply, ReplySink, delivered_id
 from core.sessions.models import ConversationKey, StoredMessage
+from core.sessions.store import StoreUnavailable
 from core.tenants.registry import UnknownTenant
 
 __all__ = ["Engine", "EngineDeps", "EngineSettings", "TurnResult"]
@@ -69,31 +75,47 @@ async def respond(turn: Turn, deps: EngineDeps) -> Stop | None:
 async def persist_turn(turn: Turn, deps: EngineDeps) -> Stop | None:
     if turn.route != "chat" or turn.reply is None:
         return None
+    messages = _turn_messages(turn)
+    try:
+        await deps.sessions.append(messages)
+    except StoreUnavailable as exc:
+        log.error("the turn could not be stored (%s); journaled for write-back", exc)
+        await deps.journal.unstored(turn.turn_id, [stored_to_dict(m) for m in messages])
+        turn.write_back = True
+    turn.stored = True
+    return None
+
+
+def _turn_messages(turn: Turn) -> list[StoredMessage]:
     tenant, key, message = turn.require_tenant(), turn.require_key(), turn.message
+    assert turn.reply is not None
     now = datetime.now(UTC)
     expires = now + timedelta(days=tenant.sessions.retention_days)
     reply = turn.reply
-    await deps.sessions.append([
+    return [
         StoredMessage(key, "user", message.text, message.author.id, turn.turn_id,
                       message.received_at, expires, message.platform_message_id,
                       message.author.display_name),
         StoredMessage(key, "assistant", reply.text, message.author.id, turn.turn_id,
-                      max(now, message.received_at + timedelta(microseconds=1)), expires,
+                      max(now, message.received_at + timedelta(milliseconds=1)), expires,
                       delivered_id(turn.sink), kind=reply.kind, usage=turn.usage,
                       citations=tuple({"title": c.title, "source": c.source, "url": c.url,
                                        "chunk_id": c.chunk_id} for c in reply.citations)),
-    ])
-    return None
+    ]
 
 
 async def account_usage(turn: Turn, deps: EngineDeps) -> Stop | None:
     if turn.usage.total_tokens:
-        await deps.usage.record(turn.require_tenant().id, turn.usage, datetime.now(UTC))
+        try:
+            await deps.usage.record(turn.require_tenant().id, turn.usage, datetime.now(UTC))
+        except Exception:
+            log.exception("usage could not be recorded for this turn")
     return None
 
 
 PIPELINE: tuple[tuple[str, Step], ...] = (
     ("resolve_tenant", guards.resolve_tenant),
+    ("intake", guards.record_intake),
     ("dedupe", guards.drop_duplicate),
     ("rate_limit", guards.apply_rate_limits),
     ("lock", guards.hold_conversation),
@@ -131,13 +153,22 @@ class Engine:
         key = ConversationKey(tenant.id, message.channel, message.thread)
         return await self.deps.sessions.remove_turn(key, message.platform_message_id)
 
-    async def handle(self, message: InboundMessage, sink: ReplySink) -> TurnResult:
-        """Run one message through the pipeline; deliver at most one reply to ``sink``."""
+    async def handle(self, message: InboundMessage, sink: ReplySink, *,
+                     turn_id: str | None = None, replay: bool = False) -> TurnResult:
+        """Run one message through the pipeline; deliver at most one reply to ``sink``.
+
+        ``replay`` is for ``Recovery``: the journaled message of a turn a crash
+        interrupted, run again under its original ``turn_id``.
+        """
         started = time.perf_counter()
         with log_context(request_id=message.request_id, channel=message.channel):
             async with AsyncExitStack() as exits:
-                turn = Turn(message, sink, exits)
+                turn = Turn(message, sink, exits, replay=replay)
+                if turn_id:
+                    turn.turn_id = turn_id
                 await self._run(turn)
+            if turn.journaled:
+                await self._finish_journal(turn)
             elapsed = time.perf_counter() - started
             tenant = turn.tenant.id if turn.tenant else ""
             metrics.MESSAGES.labels(tenant or "-", message.channel, turn.outcome).inc()
@@ -167,13 +198,28 @@ class Engine:
             log.exception("turn failed in stage %s", stage)
             await self._fail(turn, stage)
 
+    async def _finish_journal(self, turn: Turn) -> None:
+        """Forget the journal entry unless the turn still waits for a write-back."""
+        if turn.write_back:
+            return
+        try:
+            await self.deps.journal.done(turn.turn_id)
+        except OSError:
+            log.exception("could not mark the journaled turn done")
+
     async def _fail(self, turn: Turn, stage: str) -> None:
+        """Apologise, and store the question with the apology so it is not lost."""
         already_replied = turn.reply is not None and stage in ("persist", "usage")
         turn.outcome = "error"
         if turn.tenant is None or already_replied:
             return
-        turn.reply = Reply(SORRY, kind="apology")
+        turn.reply = Reply(SORRY, kind="apology", turn_id=turn.turn_id)
         try:
             await turn.sink.finish(turn.reply)
         except Exception:
             log.exception("could not deliver the apology")
+        if turn.key is not None and not turn.stored and stage not in ("resolve_tenant",):
+            try:
+                await persist_turn(turn, self.deps)
+            except Exception:
+                log.exception("could not store the apologised turn")

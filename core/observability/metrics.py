@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "switchboard_messages_total", "Inbound messages by outcome",
@@ -39,4 +39,18 @@ PLATFORM_RATE_LIMITED = Counter(
     "switchboard_platform_rate_limited_total",
     "429 answers from a platform's API (the client retries after the wait it names)",
     ["platform", "route"],
+)
+DEGRADED = Gauge(
+    "switchboard_dependency_degraded",
+    "1 while a shared dependency is unreachable and the process serves without it",
+    ["dependency"],
+)
+JOURNALED = Gauge(
+    "switchboard_journal_pending_turns",
+    "Accepted turns in this process's local journal not yet answered and stored",
+)
+RECOVERED = Counter(
+    "switchboard_recovered_turns_total",
+    "Turns finished from the local journal: replayed after a crash, or written back to "
+    "MongoDB after an outage", ["how"],
 )

@@ -79,10 +79,15 @@ class CachedSessionStore:
             if raw is None:
                 continue
             cached, complete = _decode(key, raw)
-            merged = cached + [m for m in messages if m.key == key]
+            held = {(m.turn_id, m.role) for m in cached if m.turn_id}
+            merged = cached + [m for m in messages if m.key == key and
+                               (m.turn_id, m.role) not in held]
             complete = complete and len(merged) <= self._window
             await self._cache.cache_set(self._key(key),
                                         _encode(merged[-self._window:], complete), self._ttl)
+
+    async def has_message(self, key: ConversationKey, platform_message_id: str) -> bool:
+        return await self._store.has_message(key, platform_message_id)
 
     async def forget_thread(self, key: ConversationKey) -> int:
         await self._cache.cache_delete(self._key(key))

@@ -12,6 +12,11 @@ from typing import Protocol
 from core.sessions.models import ConversationKey, StoredMessage, TenantStats, ThreadSummary
 
 
+class StoreUnavailable(RuntimeError):
+    """The conversation store could not be reached in time. The engine answers without
+    history and journals the turn locally instead of losing it."""
+
+
 class SessionStore(Protocol):
     async def recent(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
         """The last ``limit`` messages of a thread, oldest first."""
@@ -23,7 +28,13 @@ class SessionStore(Protocol):
         ...
 
     async def append(self, messages: list[StoredMessage]) -> None:
-        """Store messages of one turn in one round trip."""
+        """Store messages of one turn in one round trip. Idempotent: a message already
+        stored (same turn and role) is not stored twice, so a write-back may repeat."""
+        ...
+
+    async def has_message(self, key: ConversationKey, platform_message_id: str) -> bool:
+        """Whether a user message with this platform id is stored in the conversation:
+        the dedupe of last resort while the shared state is down."""
         ...
 
     async def forget_thread(self, key: ConversationKey) -> int: ...

@@ -25,6 +25,8 @@ class RateDecision:
     allowed: bool
     retry_after_s: float = 0.0
     scope: str = ""
+    degraded: bool = False
+    """Decided by this process alone because the shared store was unreachable."""
 
 
 class LockTimeout(TimeoutError):
@@ -33,6 +35,11 @@ class LockTimeout(TimeoutError):
 
 class SharedState(Protocol):
     name: str
+
+    @property
+    def degraded(self) -> bool:
+        """True while this process serves without the shared backend (resilient.py)."""
+        ...
 
     async def take(self, buckets: list[Bucket]) -> RateDecision:
         """Take one token from every bucket, atomically: all or none.

@@ -67,6 +67,7 @@ class _FifoLocks:
 
 class MemoryState:
     name = "in-process"
+    degraded = False
 
     def __init__(self) -> None:
         self._values = _ExpiringDict()

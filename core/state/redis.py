@@ -121,6 +121,7 @@ _PICKUP_MS = 3_000
 
 class RedisState:
     name = "redis"
+    degraded = False
 
     def __init__(self, url: str, *, prefix: str = "sb:", timeout_s: float = 2.0,
                  max_connections: int = 64, pool_timeout_s: float = 10.0) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from core.sessions.models import (
     ConversationKey,
@@ -24,8 +25,10 @@ from core.sessions.models import (
     ThreadSummary,
     TurnUsage,
 )
+from core.sessions.store import StoreUnavailable
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("channel", ASCENDING), ("thread", ASCENDING),
@@ -39,8 +42,16 @@ INDEXES = [
 ]
 
 
+def _message_id(m: StoredMessage) -> str:
+    """Deterministic, so a repeated write stores nothing twice; and ordered question
+    before answer, because ``_id`` breaks ties of ``at`` (BSON dates keep milliseconds,
+    and both messages of a fast turn often share one)."""
+    return f"{m.turn_id}:{0 if m.role == 'user' else 1}"
+
+
 def _to_doc(m: StoredMessage) -> Document:
     doc: Document = {
+        **({"_id": _message_id(m)} if m.turn_id else {}),
         "tenant": m.key.tenant, "channel": m.key.channel, "thread": m.key.thread,
         "role": m.role, "text": m.text, "user_id": m.user_id, "turn_id": m.turn_id,
         "at": m.at, "expires_at": m.expires_at,
@@ -93,11 +104,33 @@ class MongoSessionStore:
             {"tenant": key.tenant, "channel": key.channel, "thread": key.thread},
             projection=projection,
         ).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
-        docs = await cursor.to_list()
+        try:
+            docs = await cursor.to_list()
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB is unreachable: {exc}") from exc
         return [_from_doc(d) for d in reversed(docs)]
 
     async def append(self, messages: list[StoredMessage]) -> None:
-        await self._messages.insert_many([_to_doc(m) for m in messages], ordered=True)
+        """Messages of a turn carry a deterministic ``_id`` (``_message_id``), so
+        repeating the write (after a timeout whose insert did land) stores nothing twice."""
+        try:
+            await self._messages.insert_many([_to_doc(m) for m in messages], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise StoreUnavailable(f"storing the turn failed: {exc}") from exc
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB is unreachable: {exc}") from exc
+
+    async def has_message(self, key: ConversationKey, platform_message_id: str) -> bool:
+        try:
+            found = await self._messages.find_one(
+                {"tenant": key.tenant, "channel": key.channel, "thread": key.thread,
+                 "role": "user", "platform_message_id": platform_message_id},
+                {"_id": 1})
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB is unreachable: {exc}") from exc
+        return found is not None
 
     async def forget_thread(self, key: ConversationKey) -> int:
         result = await self._messages.delete_many(

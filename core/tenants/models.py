@@ -63,6 +63,9 @@ class LLMSettings(_Section):
 class Limits(_Section):
     user_per_minute: int = Field(10, gt=0)
     tenant_per_minute: int = Field(600, gt=0)
+    when_state_down: Literal["local", "open", "closed"] = Field(
+        "local", description="while Redis is unreachable: per-process buckets (local), "
+        "no limits (open), or refuse new messages (closed)")
 
 
 class KnowledgeSource(_Section):

@@ -1,0 +1,1 @@
+"""Durable intake: the local journal of accepted turns, and their recovery."""
