@@ -242,3 +242,42 @@ async def test_where_websockets_are_blocked_the_widget_falls_back_to_sse(
     await expect(answer.locator(".sources a")).to_be_visible(timeout=20000)
     await expect(answer).to_contain_text("30 days")
     assert event_streams
+
+
+# Rules a careless (or hostile) page might carry. Properties that would blank the page
+# itself (opacity or transform on <body>) are aimed at the elements the widget could be
+# (any div, any child of body, the widget's own tag); inherited and interaction
+# properties go on every element.
+HOSTILE_CSS = (
+    "div, body > div, body > *, switchboard-widget, #switchboard-widget{"
+    "display:none !important;opacity:0 !important;transform:scale(0) !important;"
+    "filter:blur(8px) !important;clip-path:circle(0) !important}"
+    "*{pointer-events:none !important;visibility:hidden !important;color:red !important;"
+    "font-family:'Comic Sans MS',cursive !important;font-size:40px !important;"
+    "letter-spacing:9px !important;line-height:5 !important}")
+
+
+async def test_page_css_cannot_hide_disable_or_restyle_the_widget(served: str,
+                                                                  page: Page) -> None:
+    await page.goto(f"{served}/")
+    await page.add_style_tag(content=HOSTILE_CSS)
+    launcher = page.locator(".launcher")
+    await expect(launcher).to_be_visible()
+    box = await launcher.bounding_box()
+    assert box is not None and box["width"] >= 40 and box["height"] >= 40
+    hit = await page.evaluate(
+        "([x, y]) => { const e = document.elementFromPoint(x, y);"
+        " return e && e.id; }", [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    assert hit == "switchboard-widget", "something else receives the launcher's clicks"
+    await launcher.click()
+    await ask(page, "How many days do I have to return an item?")
+    answer = page.locator(".msg.bot").last
+    await expect(answer).to_contain_text("30 days", timeout=20000)
+    style = await answer.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.color, s.fontFamily, s.fontSize,"
+        " s.letterSpacing, s.opacity, s.visibility]; }")
+    assert style[0] != "rgb(255, 0, 0)" and "Comic" not in style[1]
+    assert style[2] != "40px" and style[3] in ("normal", "0px")
+    assert style[4] == "1" and style[5] == "visible"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "widget-hostile-css.png"))

@@ -278,3 +278,20 @@ async def test_size_and_rate_limits_answer_with_an_error(served: str,
         event = await tab.ws.receive_json(timeout=15)
         codes.append(event.get("code", ""))
     assert "rate_limited" in codes
+
+
+async def test_cors_preflight_allows_only_origins_a_tenant_allows(served: str) -> None:
+    async def preflight(origin: str, key: str = "") -> tuple[int, str | None]:
+        query = f"?key={key}" if key else ""
+        async with aiohttp.ClientSession() as session, session.options(
+                f"{served}/widget/v1/messages{query}",
+                headers={"Origin": origin, "Access-Control-Request-Method": "POST"}) as r:
+            return r.status, r.headers.get("Access-Control-Allow-Origin")
+
+    assert await preflight(ORIGIN, "pk_shop_test") == (204, ORIGIN)
+    assert await preflight(ORIGIN) == (204, ORIGIN)
+    assert (await preflight("https://evil.example", "pk_shop_test"))[1] is None
+    assert await preflight("https://evil.example") == (403, None)
+    # Another tenant's origin does not get through a tenant's key.
+    assert await preflight("https://other.example", "pk_shop_test") == (403, None)
+    assert (await preflight(ORIGIN, "pk_nobody"))[1] is None

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import html
 import json
+import logging
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -19,6 +20,7 @@ from adapters.widget.server import STATIC, WidgetAdapter, WidgetRefused
 from core.observability.logging import log_context
 from core.tenants.models import TenantConfig
 
+log = logging.getLogger("switchboard.widget")
 HELLO_TIMEOUT_S = 10.0
 MAX_FRAME_BYTES = 64 * 1024
 
@@ -133,7 +135,20 @@ def mount(app: web.Application, get: Any) -> None:
         return response
 
     async def preflight(request: web.Request) -> web.Response:
+        """Allowed only for an origin the tenant named by ``?key=`` allows (the widget
+        script sends it); without a key, for an origin some tenant allows."""
+        widget: WidgetAdapter = get()
         origin = request.headers.get("Origin", "")
+        key = request.query.get("key", "")
+        try:
+            allowed = widget.origin_allowed(request, origin, key)
+        except WidgetRefused as exc:
+            return _refusal(exc)
+        if not allowed:
+            log.warning("CORS preflight from an origin no tenant allows",
+                        extra={"channel": "widget", "origin": origin[:200]})
+            return web.json_response({"error": "this origin is not allowed"}, status=403,
+                                     headers={"Vary": "Origin"})
         return web.Response(status=204, headers={
             "Access-Control-Allow-Origin": origin, "Vary": "Origin",
             "Access-Control-Allow-Methods": "GET, POST, OPTIONS",

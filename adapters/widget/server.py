@@ -105,6 +105,23 @@ class WidgetAdapter:
             log.warning("widget request with an unknown key", extra={"channel": "widget"})
             raise WidgetRefused(404, "unknown_key", "unknown widget key") from None
 
+    def origin_allowed(self, request: web.Request, origin: str, key: str) -> bool:
+        """For a CORS preflight: the tenant of ``key`` allows ``origin`` (or, with no
+        key, any tenant does)."""
+        if not origin_of(origin):
+            return False
+        tenants = [self.tenant_for(key)] if key else [
+            self._engine.deps.tenants.get(t) for t in self._engine.deps.tenants.tenant_ids()]
+        return any(origin_of(origin) in self._allowed(request, t) for t in tenants)
+
+    @staticmethod
+    def _allowed(request: web.Request, tenant: TenantConfig) -> set[str]:
+        allowed = {origin_of(str(o)) for o in tenant.widget.allowed_origins}
+        if tenant.widget.allow_own_origin:
+            allowed.add(origin_of(f"{request.scheme}://{request.host}"))
+        allowed.discard("")
+        return allowed
+
     def check_origin(self, request: web.Request, tenant: TenantConfig,
                      required: bool = True) -> str:
         origin = request.headers.get("Origin", "")
@@ -112,11 +129,7 @@ class WidgetAdapter:
             if required:
                 raise WidgetRefused(403, "origin", "the Origin header is required")
             return ""
-        allowed = {origin_of(str(o)) for o in tenant.widget.allowed_origins}
-        if tenant.widget.allow_own_origin:
-            allowed.add(origin_of(f"{request.scheme}://{request.host}"))
-        allowed.discard("")
-        if origin_of(origin) not in allowed:
+        if origin_of(origin) not in self._allowed(request, tenant):
             log.warning("widget request from an origin the tenant does not allow",
                         extra={"tenant": tenant.id, "channel": "widget", "origin": origin})
             raise WidgetRefused(403, "origin", "this site is not allowed to use this widget")

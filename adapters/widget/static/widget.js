@@ -102,11 +102,18 @@
   var ICON_CHAT = svg('<path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/>');
   var ICON_UP = svg('<path d="M7 10v11M15 5.9 14 10h5.8a2 2 0 0 1 2 2.3l-1.4 7A2 2 0 0 1 18.5 21H7V10l4-8a3 3 0 0 1 4 3.9z"/>');
   var ICON_DOWN = svg('<path d="M17 14V3M9 18.1 10 14H4.2a2 2 0 0 1-2-2.3l1.4-7A2 2 0 0 1 5.5 3H17v11l-4 8a3 3 0 0 1-4-3.9z"/>');
-  var host = el("div", { id: "switchboard-widget" });
+  // The host is a custom element, so page rules for div, body > div and the like never
+  // match it; its own :host rules are !important, which beats the page's !important
+  // (for important declarations the shadow tree's win), so no page CSS can hide,
+  // disable or restyle the widget. Page rules do not cross into the shadow root.
+  var host = el("switchboard-widget", { id: "switchboard-widget" });
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML = [
     "<style>",
-    ":host{all:initial}",
+    ":host{all:initial !important;display:block !important;visibility:visible !important;",
+    "opacity:1 !important;pointer-events:auto !important;position:static !important;",
+    "transform:none !important;filter:none !important;clip-path:none !important;",
+    "contain:none !important;content-visibility:visible !important;z-index:auto !important}",
     "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',sans-serif}",
     ".launcher{position:fixed;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;",
     "background:var(--accent);color:#fff;cursor:pointer;z-index:2147483646;display:grid;place-items:center;",
@@ -376,7 +383,7 @@
     },
     openSse: function () {
       var self = this;
-      fetch(HTTP_BASE + "/widget/v1/session", { method: "POST", headers: { "Content-Type": "application/json" },
+      fetch(HTTP_BASE + "/widget/v1/session?key=" + encodeURIComponent(KEY), { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ key: KEY, token: hello().token, user_id: USER_ID, user_hmac: USER_HMAC }) })
         .then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
         .then(function (res) {
@@ -396,7 +403,7 @@
         return;  // pending messages are resent after the next welcome
       }
       if (!this.token) { return; }
-      fetch(HTTP_BASE + "/widget/v1/messages", { method: "POST", headers: { "Content-Type": "application/json" },
+      fetch(HTTP_BASE + "/widget/v1/messages?key=" + encodeURIComponent(KEY), { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ key: KEY, token: this.token, frame: frame }) })
         .then(function (r) { return r.json(); })
         .then(function (ev) { if (ev.type === "error") { onEvent(ev); } })
