@@ -121,6 +121,9 @@ async def input_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except _ClientGone:
         log.info("client went away before sending its body", extra={"path": request.path})
         return web.json_response({"error": "incomplete request"}, status=400)
+    except ConnectionResetError:
+        log.info("client went away mid-response", extra={"path": request.path})
+        return web.Response(status=499)
     except web.HTTPException:
         raise
     except Exception:

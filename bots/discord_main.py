@@ -25,7 +25,7 @@ from discord.http import Route
 from adapters.discord.bot import DiscordAdapter
 from bots.bootstrap import open_services
 from bots.settings import Settings
-from core.intake.recovery import Recovery
+from core.intake.recovery import Recovery, Redeliver
 from core.replies import ReplySink
 
 log = logging.getLogger("switchboard.discord")
@@ -34,10 +34,18 @@ SHARD_FROM = 1000
 
 
 
-async def _stored_only(address: Mapping[str, Any]) -> ReplySink | None:
-    """Replayed Discord turns are stored (and seen in the thread's history); posting them
-    into the channel after a restart is not built yet (docs/reliability.md)."""
-    return None
+def _redeliver(adapters: list[DiscordAdapter]) -> Redeliver:
+    """Journaled Discord turns go back out through the bot that took them."""
+    by_key = {adapter.bot_key: adapter for adapter in adapters}
+
+    async def redeliver(address: Mapping[str, Any]) -> ReplySink | None:
+        adapter = by_key.get(str(address.get("bot", "")))
+        if address.get("kind") != "discord-channel" or adapter is None:
+            return None
+        return await adapter.redelivery_sink(dict(address))
+
+    return redeliver
+
 
 def point_at(settings: Settings) -> None:
     Route.BASE = settings.discord_api_url.rstrip("/")
@@ -82,8 +90,8 @@ async def run_discord(settings: Settings) -> int:
                   "variable in a tenant's [discord] bot_token_env (see docs/discord.md).",
                   file=sys.stderr)
             return 2
-        recovery = asyncio.create_task(
-            Recovery(services.engine, _stored_only).run(services.orphans))
+        recover = Recovery(services.engine, _redeliver([adapter for adapter, _ in bots]))
+        recovery = asyncio.create_task(recover.run(services.orphans))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

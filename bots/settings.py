@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SECRET_VARIABLES = (
     "OPENAI_API_KEY", "QDRANT_API_KEY", "SLACK_SIGNING_SECRET", "SLACK_CLIENT_SECRET",
-    "SLACK_TOKEN_ENCRYPTION_KEY", "DISCORD_BOT_TOKEN",
+    "SLACK_TOKEN_ENCRYPTION_KEY", "DISCORD_BOT_TOKEN", "SWITCHBOARD_OPERATOR_TOKEN",
 )
 
 
@@ -23,6 +23,7 @@ class Settings(BaseModel):
     redis_max_connections: int = Field(64, ge=1, le=10_000)
     redis_pool_timeout_s: float = Field(10.0, gt=0, le=300)
     journal_fsync: bool = False
+    operator_token: str = ""
     qdrant_url: str = ""
     qdrant_api_key: str = ""
     openai_api_key: str = ""
@@ -48,6 +49,7 @@ class Settings(BaseModel):
             redis_max_connections=int(get("REDIS_MAX_CONNECTIONS", "64")),
             redis_pool_timeout_s=float(get("REDIS_POOL_TIMEOUT_S", "10")),
             journal_fsync=get("SWITCHBOARD_JOURNAL_FSYNC", "0").lower() in ("1", "true", "yes"),
+            operator_token=get("SWITCHBOARD_OPERATOR_TOKEN"),
             qdrant_url=get("QDRANT_URL"), qdrant_api_key=get("QDRANT_API_KEY"),
             openai_api_key=get("OPENAI_API_KEY"), openai_base_url=get("OPENAI_BASE_URL"),
             tenants_dir=Path(get("SWITCHBOARD_TENANTS_DIR", "tenants")),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import logging
 import os
 import time
@@ -18,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from adapters.admin_api.routes import AdminApi
-from adapters.http_input import MAX_BODY_BYTES, input_errors, install_log_filter
+from adapters.http_input import MAX_BODY_BYTES, header_bytes, input_errors, install_log_filter
 from adapters.slack.app import SlackAdapter
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
 from adapters.slack.routes import mount as mount_slack
@@ -61,18 +63,41 @@ async def _check(name: str, services: Services) -> dict[str, object]:
     return result
 
 
+def is_operator(request: web.Request) -> bool:
+    """Whether the request may see operational details (which dependencies, where, and
+    their errors; metrics, which name every tenant). With ``SWITCHBOARD_OPERATOR_TOKEN``
+    set, only a request carrying it as a Bearer token may; without it, only a client on
+    this machine (loopback) — set the token whenever a proxy on this machine forwards
+    the public's requests."""
+    token = request.app[SERVICES].settings.operator_token
+    if token:
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        return bool(given) and hmac.compare_digest(header_bytes(given), token.encode())
+    try:
+        return ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 async def readyz(request: web.Request) -> web.Response:
+    """Public: ready or not, nothing more. An operator also gets every check."""
     services = request.app[SERVICES]
     names = sorted(services.checks)
     results = await asyncio.gather(*(_check(n, services) for n in names))
     checks = dict(zip(names, results, strict=True))
     ready = all(c["status"] == "ok" for c in checks.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": checks,
-            "tenants": len(services.tenants.tenant_ids())}
+    body: dict[str, object] = {"status": "ready" if ready else "not_ready"}
+    if is_operator(request):
+        body.update(checks=checks, tenants=len(services.tenants.tenant_ids()))
     return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
+    if not is_operator(request):
+        return web.json_response({"error": "metrics need the operator token: "
+                                           "Authorization: Bearer $SWITCHBOARD_OPERATOR_TOKEN"},
+                                 status=401)
     body = await asyncio.to_thread(generate_latest, REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -82,8 +107,7 @@ async def index(request: web.Request) -> web.Response:
     key = ""
     with contextlib.suppress(UnknownTenant):
         key = services.tenants.get(DEMO_TENANT).widget.public_key
-    return web.Response(text=demo_page(key, services.tenants.tenant_ids()),
-                        content_type="text/html")
+    return web.Response(text=demo_page(key), content_type="text/html")
 
 
 async def _slack(services: Services, settings: Settings

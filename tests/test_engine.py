@@ -285,3 +285,33 @@ async def test_the_same_message_id_in_two_conversations_is_answered_in_both(
     again = await channel.send("hello", thread="v:visitor-two", message_id="widget:abc123")
     assert (first.result.outcome, second.result.outcome) == ("answered", "answered")
     assert again.result.outcome == "duplicate"
+
+
+async def test_a_whitespace_only_message_never_reaches_the_model(
+        make_engine: Build, llm: FakeOpenAI,
+        openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    kit: EngineKit = await make_engine(tenant("acme"), answerer=openai_answerer())
+    delivery = await MemoryChannel(kit.engine, "acme").send("  \n\t ")
+    assert delivery.result.outcome == "empty" and llm.requests == []
+    assert delivery.reply is not None and "didn't get a question" in delivery.reply.text
+
+
+async def test_an_edit_while_the_answer_streams_waits_for_the_turn_and_removes_it(
+        make_engine: Build, llm: FakeOpenAI,
+        openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    kit: EngineKit = await make_engine(tenant("acme"), answerer=openai_answerer())
+    channel = MemoryChannel(kit.engine, "acme")
+    llm.chunk_delay_s = 0.05
+    try:
+        question = channel.message("first wording", thread="edit-1", message_id="q-1")
+        answering = asyncio.create_task(channel.deliver(question))
+        for _ in range(500):
+            if llm.requests:
+                break
+            await asyncio.sleep(0.01)
+        removed = await kit.engine.remove_turn(question)  # the answer is still streaming
+        assert (await answering).result.outcome == "answered"
+    finally:
+        llm.chunk_delay_s = 0.0
+    assert removed is not None, "the edit found no turn and was dropped"
+    assert await kit.sessions.recent(ConversationKey("acme", "memory", "edit-1"), 10) == []

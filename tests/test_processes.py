@@ -141,3 +141,24 @@ def test_ingest_command_reports_each_source(tmp_path: Path) -> None:
                             text=True, cwd=ROOT, timeout=120)
     assert second.returncode == 0
     assert "│     0 │         1 │        0 │       0 │      0 │" in second.stdout
+
+
+def test_operational_details_need_the_operator_token(tmp_path: Path) -> None:
+    base, process = start_serve(tmp_path, SWITCHBOARD_OPERATOR_TOKEN="op-token-for-tests")
+    try:
+        status, body = get(f"{base}/readyz")
+        assert status == 200 and json.loads(body) == {"status": "ready"}
+        assert get(f"{base}/metrics")[0] == 401
+        request = urllib.request.Request(f"{base}/metrics", headers={
+            "Authorization": "Bearer op-token-for-tests"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and b"switchboard_messages_total" in response.read()
+        request = urllib.request.Request(f"{base}/readyz", headers={
+            "Authorization": "Bearer op-token-for-tests"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "mongodb" in json.loads(response.read())["checks"]
+        page = get(f"{base}/")[1]
+        assert "Tenants loaded" not in page and "demo," not in page
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

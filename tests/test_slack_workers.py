@@ -92,7 +92,6 @@ async def test_a_follow_up_on_the_other_worker_carries_the_history(
     ts = "1763772100.000100"
     await post(workers[0], *signed(mention("T0ACME", ts, "<@U0BOT> what is the refund window?")))
     await replies(slack, ts, 1)
-    await asyncio.sleep(0.3)
     await post(workers[1], *signed(plain("T0ACME", "1763772101.000100",
                                          "and for enterprise plans?", ts, "EvFollow")))
     await replies(slack, ts, 2)
@@ -108,7 +107,6 @@ async def test_two_tenants_with_the_same_thread_ids_never_meet(
     ts = "1763772200.000100"
     await post(workers[0], *signed(mention("T0ACME", ts, "<@U0BOT> acme secret plans")))
     await replies(slack, ts, 1)
-    await asyncio.sleep(0.3)
     await post(workers[1], *signed({**mention("T0GLOBEX", ts, "<@U0BOT> globex question"),
                                     "event_id": "EvGlobex"}))
     found = await replies(slack, ts, 2)

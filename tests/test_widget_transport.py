@@ -32,6 +32,9 @@ async def llm() -> AsyncIterator[FakeOpenAI]:
     await runner.cleanup()
 
 
+LOGS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def served(llm: FakeOpenAI, mongo_uri: str, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[str]:
@@ -53,6 +56,7 @@ def served(llm: FakeOpenAI, mongo_uri: str, tmp_path_factory: pytest.TempPathFac
            "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": llm.url,
            "SHOP_WIDGET_SECRET": WIDGET_SECRET}
     base, process = start_switchboard(env, ROOT, home / "serve.log")
+    LOGS[base] = home / "serve.log"
     yield base
     process.terminate()
     process.wait(timeout=30)
@@ -261,6 +265,57 @@ async def test_the_sse_fallback_carries_the_same_conversation(
 
 
 # Last: it spends this IP's message budget for the tenant.
+async def test_an_identified_user_can_use_the_sse_fallback(
+        served: str, http: aiohttp.ClientSession) -> None:
+    proof = hmac.new(WIDGET_SECRET.encode(), b"user-7", hashlib.sha256).hexdigest()
+    headers = {"Origin": ORIGIN}
+    async with http.post(f"{served}/widget/v1/session?key=pk_shop_test", headers=headers,
+                         json={"key": "pk_shop_test", "user_id": "user-7",
+                               "user_hmac": proof}) as response:
+        welcome = await response.json()
+    assert response.status == 200 and welcome["identified"] is True
+    token = welcome["token"]
+    async with http.get(f"{served}/widget/v1/events", headers=headers, params={
+            "key": "pk_shop_test", "token": token, "after": welcome["seq"]}) as stream:
+        assert stream.status == 200
+        async with http.post(f"{served}/widget/v1/messages?key=pk_shop_test", headers=headers,
+                             json={"key": "pk_shop_test", "token": token, "frame": {
+                                 "type": "message", "text": "identified fallback",
+                                 "client_id": "idfb0001"}}) as posted:
+            assert posted.status == 202, await posted.text()
+        async for line in stream.content:
+            if line.startswith(b"data: ") and json.loads(line[6:])["type"] == "reply":
+                assert "identified fallback" in json.loads(line[6:])["text"]
+                break
+    async with http.get(f"{served}/widget/v1/events", headers=headers,
+                        params={"key": "pk_shop_test", "token": ""}) as anonymous:
+        assert anonymous.status == 401
+
+
+async def test_new_conversations_from_one_address_are_rate_limited(
+        served: str, http: aiohttp.ClientSession) -> None:
+    headers = {"Origin": "https://other.example"}
+    statuses = []
+    for _ in range(32):  # the "other" tenant allows 30 per minute per address
+        async with http.post(f"{served}/widget/v1/session?key=pk_other_test",
+                             json={"key": "pk_other_test"}, headers=headers) as response:
+            statuses.append(response.status)
+    assert statuses[:30] == [200] * 30 and statuses[30:] == [429, 429]
+
+
+async def test_visitors_who_vanish_mid_answer_leave_no_tracebacks(
+        served: str, http: aiohttp.ClientSession) -> None:
+    tabs = [Client(served, http) for _ in range(15)]
+    for tab in tabs:
+        await tab.connect()
+        await tab.say("a question, then I close the tab")
+    for tab in tabs:
+        assert tab.ws is not None
+        tab.ws._response.connection.transport.abort()  # type: ignore[union-attr]
+    await asyncio.sleep(1.5)
+    assert "Traceback" not in LOGS[served].read_text()
+
+
 async def test_size_and_rate_limits_answer_with_an_error(served: str,
                                                          http: aiohttp.ClientSession) -> None:
     tab = Client(served, http)

@@ -13,6 +13,7 @@ same message id, which the engine's dedupe drops.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -32,6 +33,7 @@ from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry, UnknownTenant
 
 log = logging.getLogger("switchboard.discord")
+REDELIVERY_WAIT_S = 120.0
 _IDS = re.compile(r"/\d{5,}")
 
 
@@ -64,6 +66,27 @@ class DiscordAdapter:
         self.client: discord.Client = kind(self, intents=intents,
                                            chunk_guilds_at_startup=False,
                                            http_trace=rate_limit_trace())
+
+    @property
+    def bot_key(self) -> str:
+        """Which bot this is, as journaled addresses name it: the tenant of an own bot,
+        empty for the shared one."""
+        return self._only or ""
+
+    async def redelivery_sink(self, address: dict[str, object]) -> ChannelSink | None:
+        """A sink for a journaled address, once this bot's gateway session is ready;
+        None if the channel is gone or the bot cannot see it any more."""
+        try:
+            await asyncio.wait_for(self.client.wait_until_ready(), REDELIVERY_WAIT_S)
+            channel_id = int(str(address.get("channel_id", "")))
+            channel = self.client.get_channel(channel_id) or \
+                await self.client.fetch_channel(channel_id)
+        except (TimeoutError, ValueError, discord.HTTPException) as exc:
+            log.warning("cannot post a replayed answer to Discord: %s", exc)
+            return None
+        if not isinstance(channel, discord.abc.Messageable):
+            return None
+        return ChannelSink(channel, min_interval_s=self._interval, bot=self._only or "")
 
     # -- tenants -------------------------------------------------------------------------
 
@@ -169,7 +192,8 @@ class DiscordAdapter:
             author=self._author(message.author, tenant), text=self._clean(message.content),
             platform_message_id=str(message.id), received_at=message.created_at)
         await self._deliver(inbound, ChannelSink(target, reference=reference,
-                                                 min_interval_s=self._interval))
+                                                 min_interval_s=self._interval,
+                                                 bot=self._only or ""))
 
     async def _deliver(self, message: InboundMessage, sink: ChannelSink) -> None:
         try:
@@ -204,7 +228,8 @@ class DiscordAdapter:
             return
         reply_id = int(removed[1]) if removed[1].isdigit() else None
         await self._deliver(message, ChannelSink(channel, reply_id=reply_id,
-                                                 min_interval_s=self._interval))
+                                                 min_interval_s=self._interval,
+                                                 bot=self._only or ""))
 
     async def on_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         """A deleted question leaves the session, and its answer is deleted."""
@@ -272,7 +297,8 @@ class DiscordAdapter:
                     binding=base.binding, thread=base.thread, author=base.author,
                     text=question, platform_message_id=base.platform_message_id)
                 await self._deliver(message, ChannelSink(channel,
-                                                         min_interval_s=self._interval))
+                                                         min_interval_s=self._interval,
+                                                         bot=self._only or ""))
 
 
 def _rating(value: str) -> Rating:

@@ -28,8 +28,14 @@ class ChannelSink:
     def __init__(self, channel: discord.abc.Messageable, *,
                  reference: discord.Message | None = None, min_interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 reply_id: int | None = None) -> None:
+                 reply_id: int | None = None, bot: str = "") -> None:
         self._channel = channel
+        self.address: dict[str, object] = {
+            "kind": "discord-channel", "channel_id": str(getattr(channel, "id", "")),
+            "bot": bot}
+        """Where this sink posts, journaled so a reply a crash interrupted is posted
+        after the restart (``DiscordAdapter.redelivery_sink``); ``bot`` names the
+        tenant whose own bot posts, empty for the shared bot."""
         self._reference = reference
         self._interval = min_interval_s
         self._clock = clock

@@ -216,9 +216,10 @@ class SlackAdapter:
         token = await self._token(authority)
         if token is None:
             return None
-        return self._sink(web_client(token, self._api_url), authority,
-                          str(address.get("channel", "")), str(address.get("thread_ts", "")),
-                          str(address.get("user", "")))
+        return SlackThreadSink(
+            web_client(token, self._api_url), str(address.get("channel", "")),
+            str(address.get("thread_ts", "")), str(address.get("user", "")),
+            address=dict(address), resume_existing=True)
 
     async def _token(self, authority: SlackAuthority) -> str | None:
         installation = None if authority.own_app else \

@@ -9,6 +9,15 @@ replaces the placeholder with Block Kit and adds further messages for very long 
 Ephemeral replies go to the asker only. Rate limits (429 + Retry-After) are retried by
 the SDK's handler; errors that mean the bot cannot post here (not in channel, revoked
 token) are logged, never raised.
+
+Posting is idempotent. Slack may have posted a message even when it answers a 5xx or
+the connection drops, so the SDK's blind retries are off for ``chat.postMessage``. Each
+message carries its sink's delivery key and part number in its metadata
+(``switchboard_reply``). A failed post first looks for that message in the thread
+(``conversations.replies`` with metadata, which needs the ``*:history`` scopes), and
+posts again only if it is not there. A sink rebuilt after a crash
+(``resume_existing``) picks up the message its predecessor had posted, instead of
+posting a second answer.
 """
 
 from __future__ import annotations
@@ -17,14 +26,21 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
+from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import render
@@ -37,14 +53,42 @@ CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived",
                          "missing_scope", "restricted_action"})
 TYPING = " ▍"
 WORKING = "_Working on an answer…_"
+METADATA_TYPE = "switchboard_reply"
+POST_ATTEMPTS = 3
+
+
+class _NotForPosts(AsyncRetryHandler):
+    """Retries what the wrapped handler retries, except ``chat.postMessage``: a post that
+    failed with a 5xx or a dropped connection may have been made (the sink checks)."""
+
+    def __init__(self, inner: AsyncRetryHandler) -> None:
+        super().__init__(inner.max_retry_count, inner.interval_calculator)
+        self._inner = inner
+
+    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
+                               response: HttpResponse | None = None,
+                               error: Exception | None = None) -> bool:
+        if request.url.rstrip("/").endswith("chat.postMessage"):
+            return False
+        return await self._inner._can_retry_async(state=state, request=request,
+                                                  response=response, error=error)
 
 
 def web_client(token: str, base_url: str, timeout_s: int = 10) -> AsyncWebClient:
-    """A Web API client with bounded retries on 429 (Retry-After), 5xx and resets."""
+    """A Web API client with bounded retries on 429 (Retry-After), 5xx and resets (the
+    last two not for posts; ``SlackThreadSink`` makes those idempotent itself)."""
     return AsyncWebClient(token=token, base_url=base_url, timeout=timeout_s, retry_handlers=[
         AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        AsyncServerErrorRetryHandler(max_retry_count=2),
-        AsyncConnectionErrorRetryHandler(max_retry_count=2)])
+        _NotForPosts(AsyncServerErrorRetryHandler(max_retry_count=2)),
+        _NotForPosts(AsyncConnectionErrorRetryHandler(max_retry_count=2))])
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure after which the post may or may not have been made."""
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200) if exc.response is not None else 0
+        return int(status) >= 500
+    return isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | ConnectionError)
 
 
 class SlackThreadSink:
@@ -52,7 +96,8 @@ class SlackThreadSink:
                  min_interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
                  reply_ts: str | None = None, placeholder_after_s: float = 1.5,
-                 address: dict[str, object] | None = None) -> None:
+                 address: dict[str, object] | None = None,
+                 resume_existing: bool = False) -> None:
         self._client = client
         self._channel = channel
         self._thread = thread_ts
@@ -65,10 +110,13 @@ class SlackThreadSink:
         self._placeholder_after = placeholder_after_s
         self.address: dict[str, object] = {
             "kind": "slack-thread", "channel": channel, "thread_ts": thread_ts,
-            "user": user, **(address or {})}
+            "user": user, "delivery": uuid.uuid4().hex, **(address or {})}
+        self._delivery = str(self.address["delivery"])
+        self._resume = resume_existing
         """Where this sink posts, journaled so a reply interrupted by a crash can be
         posted after the restart (``SlackAdapter.redelivery_sink``)."""
         self._waiting: asyncio.Task[None] | None = None
+        self._placeholder_posting = False
         self._only_working = False
         self.posted: list[str] = []
 
@@ -85,32 +133,81 @@ class SlackThreadSink:
         await asyncio.sleep(self._placeholder_after)
         if self._ts is not None:
             return
+        self._placeholder_posting = True
         try:
-            response = await self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread, text=WORKING)
+            ts = await self._put(0, WORKING)
         except SlackApiError as exc:
             with contextlib.suppress(SlackApiError):
                 self._cannot_post(exc)
             return
         if self._ts is None:
-            self._ts = str(response["ts"])
-            self.posted.append(self._ts)
+            self._ts = ts
+            self.posted.append(ts)
             self._only_working = True
 
-    def _stop_waiting(self) -> None:
-        if self._waiting is not None and not self._waiting.done():
-            self._waiting.cancel()
+    async def _settle_placeholder(self) -> None:
+        """Stop a placeholder that is still waiting; let one being posted finish (so the
+        answer replaces it rather than racing it into a second message)."""
+        task = self._waiting
+        if task is None or task.done():
+            return
+        if self._placeholder_posting:
+            with contextlib.suppress(Exception):
+                await task
+        else:
+            task.cancel()
+
+    async def _find(self, part: int) -> str | None:
+        """The ts of this reply's message ``part`` if it is already in the thread."""
+        try:
+            found = await self._client.conversations_replies(
+                channel=self._channel, ts=self._thread, include_all_metadata=True, limit=200)
+        except SlackApiError as exc:
+            log.warning("cannot look for an earlier post in the thread (%s); posting",
+                        exc.response.get("error", "") if exc.response is not None else exc)
+            return None
+        for message in found.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == METADATA_TYPE and \
+                    payload.get("delivery") == self._delivery and payload.get("part") == part:
+                return str(message["ts"])
+        return None
+
+    async def _put(self, part: int, text: str, blocks: list[dict[str, Any]] | None = None
+                   ) -> str:
+        """Post message ``part`` of this reply, exactly once; returns its ts."""
+        if self._resume:
+            existing = await self._find(part)
+            if existing is not None:
+                await self._client.chat_update(channel=self._channel, ts=existing, text=text,
+                                               blocks=blocks)
+                return existing
+        metadata = {"event_type": METADATA_TYPE,
+                    "event_payload": {"delivery": self._delivery, "part": part}}
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            try:
+                response = await self._client.chat_postMessage(
+                    channel=self._channel, thread_ts=self._thread, text=text, blocks=blocks,
+                    metadata=metadata)
+                return str(response["ts"])
+            except (TimeoutError, SlackApiError, aiohttp.ClientError, ConnectionError) as exc:
+                if not _transient(exc) or attempt == POST_ATTEMPTS:
+                    raise
+                existing = await self._find(part)
+                if existing is not None:
+                    log.info("a post that failed had been made; not posting it again")
+                    return existing
+                await asyncio.sleep(0.25 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     async def delta(self, text: str) -> None:
-        self._stop_waiting()
+        await self._settle_placeholder()
         self._only_working = False
         self._text += text
         try:
             if self._ts is None:
-                response = await self._client.chat_postMessage(
-                    channel=self._channel, thread_ts=self._thread,
-                    text=self._text.rstrip() + TYPING)
-                self._ts = str(response["ts"])
+                self._ts = await self._put(0, self._text.rstrip() + TYPING)
                 self.posted.append(self._ts)
                 self._last_update = self._clock()
             elif self._clock() - self._last_update >= self._interval:
@@ -121,7 +218,7 @@ class SlackThreadSink:
             self._cannot_post(exc)
 
     async def finish(self, reply: Reply) -> None:
-        self._stop_waiting()
+        await self._settle_placeholder()
         messages = render(reply)
         try:
             if reply.ephemeral and self._ts is not None and self._only_working:
@@ -140,16 +237,10 @@ class SlackThreadSink:
                 await self._client.chat_update(channel=self._channel, ts=self._ts,
                                                text=first.text, blocks=first.blocks)
             else:
-                response = await self._client.chat_postMessage(
-                    channel=self._channel, thread_ts=self._thread, text=first.text,
-                    blocks=first.blocks)
-                self._ts = str(response["ts"])
+                self._ts = await self._put(0, first.text, first.blocks)
                 self.posted.append(self._ts)
-            for message in rest:
-                response = await self._client.chat_postMessage(
-                    channel=self._channel, thread_ts=self._thread, text=message.text,
-                    blocks=message.blocks)
-                self.posted.append(str(response["ts"]))
+            for part, message in enumerate(rest, start=1):
+                self.posted.append(await self._put(part, message.text, message.blocks))
         except SlackApiError as exc:
             self._cannot_post(exc)
 

@@ -78,6 +78,7 @@ def mount(app: web.Application, get: Any) -> None:
             body: SessionRequest = await _json_body(request, SessionRequest)
             tenant = widget.tenant_for(body.key)
             origin = widget.check_origin(request, tenant)
+            await widget.admit_hello(tenant, _client_ip(request))
             identity = widget.identify(tenant, body.token, body.user_id, body.user_hmac)
         except WidgetRefused as exc:
             return _refusal(exc, origin)
@@ -91,7 +92,7 @@ def mount(app: web.Application, get: Any) -> None:
             body: PostedFrame = await _json_body(request, PostedFrame)
             tenant = widget.tenant_for(body.key)
             origin = widget.check_origin(request, tenant)
-            identity = widget.identify(tenant, body.token, "", "")
+            identity = widget.session(tenant, body.token)
         except WidgetRefused as exc:
             return _refusal(exc, origin)
         with log_context(tenant=tenant.id, channel="widget"):
@@ -106,7 +107,7 @@ def mount(app: web.Application, get: Any) -> None:
         try:
             tenant = widget.tenant_for(request.query.get("key", ""))
             origin = widget.check_origin(request, tenant, required=False)
-            identity = widget.identify(tenant, request.query.get("token", ""), "", "")
+            identity = widget.session(tenant, request.query.get("token", ""))
             after = int(request.headers.get("Last-Event-ID") or request.query.get("after", "0"))
         except WidgetRefused as exc:
             return _refusal(exc)
@@ -176,6 +177,7 @@ async def _serve_socket(widget: WidgetAdapter, tenant: TenantConfig,
         await ws.close(code=4400)
         return
     try:
+        await widget.admit_hello(tenant, ip)
         identity = widget.identify(tenant, hello.token, hello.user_id, hello.user_hmac)
     except WidgetRefused as exc:
         await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
@@ -206,6 +208,9 @@ async def _serve_socket(widget: WidgetAdapter, tenant: TenantConfig,
             reply = await widget.accept(tenant, identity, frame, ip)
             if reply is not None:
                 await ws.send_json(reply)
+    except ConnectionResetError:
+        log.info("widget visitor disconnected", extra={"tenant": tenant.id,
+                                                       "channel": "widget"})
     finally:
         pumping.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
@@ -215,9 +220,9 @@ async def _serve_socket(widget: WidgetAdapter, tenant: TenantConfig,
 SNIPPET = '<script src="https://HOST/widget.js" data-key="YOUR_PUBLIC_KEY" async></script>'
 
 
-def demo_page(public_key: str, tenants: list[str]) -> str:
-    """``GET /``: the demo tenant's widget on a page that says what it is."""
-    listed = ", ".join(html.escape(t) for t in tenants) or "none"
+def demo_page(public_key: str) -> str:
+    """``GET /``: the demo tenant's widget on a page that says what it is. It names no
+    tenants and no paths: anyone can load it."""
     embed = (f'<script src="/widget.js" data-key="{html.escape(public_key)}" async></script>'
              if public_key else "<p><strong>The demo tenant has no widget key.</strong></p>")
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -228,10 +233,9 @@ line-height:1.5">
 <p>The chat button in the corner is the web widget of the demo tenant. Ask it about
 Switchboard: it answers from the project's own documentation, with sources. Type
 <code>/help</code> for its commands.</p>
-<p>Tenants loaded: {listed}.</p>
 <p>Add the widget to any site with one tag:</p>
 <pre style="background:#f4f4f5;padding:.75rem;overflow:auto">{html.escape(SNIPPET)}</pre>
 <p><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> ·
-<a href="/metrics">/metrics</a> · <a href="/api/v1/openapi.json">admin API</a></p>
+<a href="/api/v1/openapi.json">admin API</a></p>
 {embed}
 </body></html>"""

@@ -135,6 +135,25 @@ class WidgetAdapter:
             raise WidgetRefused(403, "origin", "this site is not allowed to use this widget")
         return origin
 
+    def session(self, tenant: TenantConfig, token: str) -> Identity:
+        """The identity of a fallback request (``POST /messages``, ``GET /events``): the
+        session token the fallback's own hello (``POST /session``) issued. Identified
+        tokens are accepted here — they were proven by that hello on this page load."""
+        try:
+            return self._signer.verify(token, tenant.id)
+        except IdentityError as exc:
+            raise WidgetRefused(401, "token", str(exc)) from None
+
+    async def admit_hello(self, tenant: TenantConfig, ip: str) -> None:
+        """A hello from one address costs a token of the tenant's per-IP bucket: every
+        hello opens a conversation stream, which is memory an attacker could fill."""
+        decision = await self._engine.deps.state.take(
+            [Bucket(f"{tenant.id}:widget-hello:{ip}", tenant.widget.ip_per_minute, "ip")])
+        if not decision.allowed:
+            raise WidgetRefused(429, "rate_limited",
+                                "too many new conversations from your address; try again "
+                                f"in {max(1, round(decision.retry_after_s))} s")
+
     def identify(self, tenant: TenantConfig, token: str, user_id: str,
                  user_hmac: str) -> Identity:
         if user_id or user_hmac:

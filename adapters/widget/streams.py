@@ -108,5 +108,7 @@ class Streams:
             return
         cutoff = time.monotonic() - IDLE_S
         for key, stream in list(self._streams.items()):
-            if stream.touched < cutoff and not stream.listeners and stream.inflight_from is None:
+            if stream.listeners or stream.inflight_from is not None:
+                continue
+            if stream.seq == 0 or stream.touched < cutoff:  # nothing to resume, or stale
                 del self._streams[key]

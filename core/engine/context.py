@@ -16,7 +16,7 @@ from core.tenants.models import TenantConfig
 Route = Literal["chat", "command", "admin_command"]
 Outcome = Literal[
     "answered", "command", "unknown_tenant", "ignored", "duplicate", "rate_limited",
-    "busy", "budget_exhausted", "llm_error", "error",
+    "busy", "budget_exhausted", "llm_error", "error", "empty",
 ]
 
 

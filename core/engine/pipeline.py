@@ -15,6 +15,7 @@ back. A process that dies mid-turn replays the journaled message on its next sta
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from core.observability.logging import log_context
 from core.replies import Reply, ReplySink, delivered_id
 from core.sessions.models import ConversationKey, StoredMessage
 from core.sessions.store import StoreUnavailable
+from core.state.base import LockTimeout
 from core.tenants.registry import UnknownTenant
 
 __all__ = ["Engine", "EngineDeps", "EngineSettings", "TurnResult"]
@@ -56,7 +58,12 @@ class TurnResult:
     tenant: str
 
 
+EMPTY = "I didn't get a question there. Type what you'd like to know and I'll answer."
+
+
 async def route(turn: Turn, deps: EngineDeps) -> Stop | None:
+    if not turn.message.text.strip() and not turn.message.attachments:
+        return Stop("empty", Reply(EMPTY, kind="refusal", ephemeral=True))
     turn.route = "command" if is_command(turn.message.text) else "chat"
     return None
 
@@ -145,13 +152,35 @@ class Engine:
             datetime.now(UTC)))
 
     async def remove_turn(self, message: InboundMessage) -> tuple[str, str] | None:
-        """Forget the turn a (deleted or edited) user message started, in its tenant."""
+        """Forget the turn a (deleted or edited) user message started, in its tenant.
+
+        Takes its place in the conversation's line and holds the conversation lock, like
+        a turn: an edit that arrives while its answer is still streaming waits for that
+        turn to be stored instead of finding nothing to remove. Returns the removed
+        turn's id and its reply's platform id, or None if there was no such turn (or the
+        conversation stayed busy past ``lock_wait_s``, which is logged).
+        """
         try:
             tenant = self.deps.tenants.for_message(message)
         except UnknownTenant:
             return None
         key = ConversationKey(tenant.id, message.channel, message.thread)
-        return await self.deps.sessions.remove_turn(key, message.platform_message_id)
+        settings = self.deps.settings
+        place = self.deps.arrivals.arrive(key.lock_key())
+        try:
+            async with asyncio.timeout(settings.lock_wait_s):
+                await place.wait()
+            async with self.deps.state.conversation_lock(key.lock_key(), settings.lock_wait_s,
+                                                         settings.lock_lease_s):
+                place.leave()
+                return await self.deps.sessions.remove_turn(key, message.platform_message_id)
+        except (LockTimeout, TimeoutError):
+            log.warning("an edit or deletion waited %.0fs for its conversation; not applied",
+                        settings.lock_wait_s, extra={"tenant": tenant.id,
+                                                     "channel": message.channel})
+            return None
+        finally:
+            place.leave()
 
     async def handle(self, message: InboundMessage, sink: ReplySink, *,
                      turn_id: str | None = None, replay: bool = False) -> TurnResult:

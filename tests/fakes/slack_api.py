@@ -39,6 +39,11 @@ class FakeSlack:
     files: dict[str, tuple[str, str, bytes]] = field(default_factory=dict)
     """file id → (name, mimetype, content), served to the bearer of any token."""
     downloads: list[tuple[str, str]] = field(default_factory=list)
+    fail_after_posting: int = 0
+    """The next N ``chat.postMessage`` calls post the message, then answer HTTP 500 (as
+    when Slack's edge fails after the write): a client that retries blindly posts twice."""
+    threads: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """(channel, thread ts) → the messages posted in it, served by conversations.replies."""
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def of(self, method: str) -> list[Call]:
@@ -79,10 +84,36 @@ class FakeSlack:
         if method == "auth.test":
             return web.json_response({"ok": True, "user_id": "U0BOT", "team_id": "T0ACME",
                                       "bot_id": "B0BOT"})
+        if method == "conversations.replies":
+            return self._replies(payload)
         ts = f"1763769999.{next(self._ts):06d}"
+        if method == "chat.postMessage":
+            self._store(payload, ts)
+            if self.fail_after_posting:
+                self.fail_after_posting -= 1
+                return web.Response(status=500, text="internal error")
         return web.json_response({"ok": True, "channel": payload.get("channel"),
                                   "ts": payload.get("ts", ts), "message_ts": ts})
 
+
+    def _store(self, payload: dict[str, Any], ts: str) -> None:
+        metadata = payload.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        thread = str(payload.get("thread_ts") or ts)
+        self.threads.setdefault((str(payload.get("channel")), thread), []).append(
+            {"type": "message", "ts": ts, "thread_ts": thread, "bot_id": "B0BOT",
+             "text": payload.get("text", ""), **({"metadata": metadata} if metadata else {})})
+
+    def _replies(self, payload: dict[str, Any]) -> web.Response:
+        """Like Slack: metadata only with ``include_all_metadata``, newest last."""
+        key = (str(payload.get("channel")), str(payload.get("ts")))
+        if key not in self.threads:
+            return web.json_response({"ok": False, "error": "thread_not_found"})
+        with_metadata = str(payload.get("include_all_metadata", "")).lower() in ("1", "true")
+        messages = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+                    for m in self.threads[key]]
+        return web.json_response({"ok": True, "messages": messages, "has_more": False})
 
     def file_object(self, file_id: str) -> dict[str, Any]:
         name, mimetype, content = self.files[file_id]

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack.delivery import SlackThreadSink, web_client
 from core.replies import Citation, Reply, feedback_actions
@@ -117,3 +118,38 @@ async def test_a_private_reply_after_the_placeholder_removes_it(slack: FakeSlack
     await out.finish(Reply("Busy, try again.", kind="apology", ephemeral=True))
     assert len(slack.of("chat.delete")) == 1
     assert slack.of("chat.postEphemeral")[0].payload["text"] == "Busy, try again."
+
+
+def thread_messages(slack: FakeSlack) -> list[dict[str, object]]:
+    return slack.threads.get(("C0GENERAL", "1763769600.000100"), [])
+
+
+async def test_a_post_that_slack_made_before_answering_500_is_not_made_twice(
+        slack: FakeSlack) -> None:
+    slack.fail_after_posting = 1
+    out = sink(slack)
+    await out.finish(Reply("Refunds take five days.", turn_id="t1"))
+    assert [m["text"] for m in thread_messages(slack)] == ["Refunds take five days."]
+    assert out.delivered_id == thread_messages(slack)[0]["ts"]
+
+
+async def test_a_post_that_failed_before_slack_made_it_is_made_once(
+        slack: FakeSlack) -> None:
+    slack.errors["chat.postMessage"] = "internal_error"  # not transient: no retry at all
+    out = sink(slack)
+    with pytest.raises(SlackApiError):
+        await out.finish(Reply("Once.", turn_id="t1"))
+    assert thread_messages(slack) == []
+
+
+async def test_a_sink_rebuilt_after_a_crash_finishes_its_predecessors_message(
+        slack: FakeSlack) -> None:
+    first = sink(slack)
+    await first.delta("Refunds take")  # the process dies here
+    rebuilt = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+                              "1763769600.000100", "U0ALICE", address=dict(first.address),
+                              resume_existing=True)
+    await rebuilt.finish(Reply("Refunds take five days.", turn_id="t1"))
+    [message] = thread_messages(slack)
+    assert rebuilt.delivered_id == message["ts"] == first.delivered_id
+    assert slack.of("chat.update")[-1].payload["text"] == "Refunds take five days."
