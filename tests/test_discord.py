@@ -303,6 +303,29 @@ async def test_a_feedback_button_from_before_a_restart_still_works(
     assert answer.body["data"]["flags"] & 64
 
 
+async def test_an_answer_interrupted_by_a_crash_is_posted_after_the_restart(
+        ready: FakeDiscord, fakes: tuple[FakeDiscord, FakeOpenAI, str]) -> None:
+    llm = fakes[1]
+    llm.chunk_delay_s = 0.4
+    question = ready.message_event(GLOBEX_GUILD, GLOBEX_CHANNEL, ALICE, "crash question one")
+    asked = len(llm.requests)
+    try:
+        await ready.dispatch("MESSAGE_CREATE", question)
+        await wait_for(lambda: len(llm.requests) > asked)
+        old = RUNNING[0]
+        old.kill()  # mid-answer: the model is still streaming
+        await asyncio.wait_for(old.wait(), 30)
+    finally:
+        llm.chunk_delay_s = 0.0
+    assert not [m for m in final_texts(ready, GLOBEX_CHANNEL)
+                if "crash question one" in m["content"] and "(model" in m["content"]]
+    RUNNING[0] = await start_bot(old.env, old.log)  # type: ignore[attr-defined]
+    await ready.connected(ready.identifies + ready.resumes + 1)
+    await wait_for(lambda: [m for m in final_texts(ready, GLOBEX_CHANNEL)
+                            if "crash question one" in m["content"]
+                            and "(model" in m["content"] and m["components"]], wait_s=60)
+
+
 async def test_the_sharded_client_serves_too(mongo_uri: str, tmp_path: Path) -> None:
     discord, llm = FakeDiscord(), FakeOpenAI()
     discord.add_guild(GLOBEX_GUILD, [GLOBEX_CHANNEL])
