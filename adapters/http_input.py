@@ -128,6 +128,8 @@ async def input_errors(request: web.Request, handler: Handler) -> web.StreamResp
         raise
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            raise  # the connection is no longer HTTP; aiohttp closes it
         return web.json_response({"error": "internal error; it was logged"}, status=500)
 
 

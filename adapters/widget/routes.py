@@ -68,7 +68,18 @@ def mount(app: web.Application, get: Any) -> None:
         ws = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         with log_context(tenant=tenant.id, channel="widget"):
-            await _serve_socket(widget, tenant, ws, _client_ip(request))
+            try:
+                await _serve_socket(widget, tenant, ws, _client_ip(request))
+            except Exception:
+                # After the upgrade no HTTP error can be sent: the visitor gets an error
+                # frame and a close code that makes the widget reconnect.
+                log.exception("widget connection failed")
+                if not ws.closed:
+                    with contextlib.suppress(Exception):
+                        await ws.send_json({"type": "error", "code": "internal",
+                                            "message": "Something went wrong on our side; "
+                                                       "reconnecting."})
+                        await ws.close(code=1011)
         return ws
 
     async def session(request: web.Request) -> web.StreamResponse:

@@ -185,17 +185,18 @@ class RedisState:
                 await renewer
             try:
                 await self._release(keys=keys, args=[ticket, 0, _PICKUP_MS, _IDLE_MS])
-            except Exception:
-                log.warning("could not release conversation lock; its lease will lapse",
-                            exc_info=True)
+            except Exception as exc:
+                log.warning("could not release conversation lock; its lease will lapse "
+                            "(%s: %s)", type(exc).__name__, exc)
 
     async def _keep_lease(self, lease_key: str, ticket: int, lease_ms: int) -> None:
         while True:
             await asyncio.sleep(lease_ms / 3000)
             try:
                 await self._renew(keys=[lease_key], args=[str(ticket), lease_ms])
-            except Exception:
-                log.warning("could not renew conversation lock lease", exc_info=True)
+            except Exception as exc:
+                log.warning("could not renew conversation lock lease (%s: %s)",
+                            type(exc).__name__, exc)
 
     async def add(self, key: str, amount: int, ttl_s: int) -> int:
         async with self._redis.pipeline(transaction=True) as pipe:
