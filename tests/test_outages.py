@@ -204,3 +204,52 @@ async def test_mongodb_stopped_under_load_loses_nothing_and_stores_everything(
         assert stored == tally.sent, "answered but not stored"
     finally:
         await connection.close()
+
+
+# -- policies while Redis is down ------------------------------------------------------
+
+def unreachable_state() -> ResilientState:
+    """A process whose Redis is gone (nothing listens on the port), as after a kill."""
+    from tests.servers import free_port
+    return ResilientState(RedisState(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.3),
+                          errors=(RedisError, OSError), retry_after_s=60)
+
+
+@pytest.mark.parametrize(("policy", "outcome"), [("local", "answered"),
+                                                 ("open", "answered"),
+                                                 ("closed", "rate_limited")])
+async def test_rate_limits_follow_the_tenant_policy_while_redis_is_down(
+        make_engine: Callable[..., Any], policy: str, outcome: str) -> None:
+    kit: EngineKit = await make_engine(tenant("acme", limits={"when_state_down": policy}))
+    from dataclasses import replace
+
+    from core.engine import Engine
+    down = unreachable_state()
+    engine = Engine(replace(kit.deps, state=down))
+    try:
+        delivery = await MemoryChannel(engine, "acme").send("hello", thread=f"p-{policy}")
+    finally:
+        await down.close()
+    assert down.degraded and delivery.result.outcome == outcome
+    if policy == "closed":
+        assert delivery.reply is not None and "limits" in delivery.reply.text
+
+
+async def test_a_redelivery_while_redis_is_down_is_dropped_by_its_stored_id(
+        make_engine: Callable[..., Any]) -> None:
+    kit: EngineKit = await make_engine(tenant("acme", limits=LIMITS))
+    from dataclasses import replace
+
+    from core.engine import Engine
+    first = MemoryChannel(kit.engine, "acme")
+    assert (await first.send("once", thread="dd", message_id="m-dd")).result.outcome == \
+        "answered"
+    # Another worker (its own memory, so its in-process dedupe never saw the message)
+    # gets Slack's retry while Redis is down: the stored message id still stops it.
+    down = unreachable_state()
+    try:
+        other = MemoryChannel(Engine(replace(kit.deps, state=down)), "acme")
+        again = await other.send("once", thread="dd", message_id="m-dd")
+    finally:
+        await down.close()
+    assert down.degraded and again.result.outcome == "duplicate"
