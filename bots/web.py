@@ -174,7 +174,7 @@ def build_app(settings: Settings) -> web.Application:
             await widget[0].close()
 
     app.cleanup_ctx.append(services_ctx)
-    AdminApi(lambda: (app[SERVICES].engine.deps, app[SERVICES].knowledge)).register(app)
+    AdminApi(lambda: (app[SERVICES].engine, app[SERVICES].knowledge)).register(app)
     slack: list[SlackAdapter | None] = [None]
     oauth: list[SlackOAuth | None] = [None]
     mount_slack(app, lambda: slack[0], lambda: oauth[0])

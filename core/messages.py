@@ -9,7 +9,7 @@ tenants or two channels never meet.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -59,6 +59,17 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandCall:
+    """A command the user invoked through a platform's own structure (Discord options,
+    a Slack file shared "to ingest", a button): its name and arguments as data, so they
+    are validated against the command's model directly and never turned into text to be
+    parsed again."""
+
+    name: str
+    args: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class InboundMessage:
     """One user message, already translated from its platform.
 
@@ -83,6 +94,9 @@ class InboundMessage:
     """Set for an edited message: a new revision is a new delivery, not a duplicate."""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     tenant_id: str = ""
+    command: CommandCall | None = None
+    """Set when the platform delivered a structured command; ``text`` is then only what
+    the user saw (for logs and audit), never parsed."""
 
     @property
     def channel(self) -> Channel:

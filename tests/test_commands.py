@@ -62,3 +62,15 @@ def test_exported_command_schemas_are_current() -> None:
     assert committed == json.loads(json.dumps(builtin_commands().json_schemas())), (
         "docs/commands.schema.json is stale: run `switchboard commands schema > "
         "docs/commands.schema.json`")
+
+
+def test_a_structured_call_is_validated_without_any_text_parsing() -> None:
+    from core.messages import CommandCall
+    acme = tenant("acme")
+    tricky = 'it\'s "quoted" = with spaces'
+    invocation = registry().invoke(CommandCall("search", {"query": tricky, "limit": 3}), acme)
+    assert invocation.args.model_dump() == {"query": tricky, "limit": 3}
+    with pytest.raises(CommandError, match="limit"):
+        registry().invoke(CommandCall("search", {"query": "x", "limit": 99}), acme)
+    with pytest.raises(CommandError, match="Unknown command"):
+        registry().invoke(CommandCall("nope"), acme)

@@ -315,3 +315,18 @@ async def test_an_edit_while_the_answer_streams_waits_for_the_turn_and_removes_i
         llm.chunk_delay_s = 0.0
     assert removed is not None, "the edit found no turn and was dropped"
     assert await kit.sessions.recent(ConversationKey("acme", "memory", "edit-1"), 10) == []
+
+
+async def test_a_structured_command_runs_whatever_its_display_text_says(
+        make_engine: Build) -> None:
+    from dataclasses import replace
+
+    from core.messages import CommandCall
+    kit: EngineKit = await make_engine(tenant("acme"))
+    channel = MemoryChannel(kit.engine, "acme")
+    message = replace(channel.message("ingest please"), command=CommandCall("whoami"))
+    delivery = await channel.deliver(message)
+    assert delivery.result.outcome == "command" and "Tenant" in delivery.text
+    refused = await channel.deliver(replace(channel.message("x"),
+                                            command=CommandCall("forget", {"scope": "all"})))
+    assert refused.reply is not None and "Bad arguments" in refused.reply.text

@@ -20,8 +20,7 @@ from pydantic import BaseModel, ValidationError
 from adapters.admin_api import models as m
 from adapters.admin_api.openapi import openapi_document
 from adapters.http_input import BadInput, header_bytes, read_json_object
-from core.engine.deps import EngineDeps
-from core.engine.search import search_and_answer
+from core.engine import Engine
 from core.knowledge.base import SearchFilters
 from core.knowledge.models import SourceDocument
 from core.knowledge.service import KnowledgeService
@@ -70,14 +69,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 class AdminApi:
-    """Handlers over the engine's dependencies, looked up per request (they are opened
-    after the routes are registered, in the web app's startup)."""
+    """Handlers over the engine's interface and the knowledge service, looked up per
+    request (they are opened after the routes are registered, in the web app's startup)."""
 
-    def __init__(self, resolve: Callable[[], tuple[EngineDeps, KnowledgeService]]) -> None:
+    def __init__(self, resolve: Callable[[], tuple[Engine, KnowledgeService]]) -> None:
         self._resolve = resolve
 
     @property
-    def _deps(self) -> EngineDeps:
+    def _engine(self) -> Engine:
         return self._resolve()[0]
 
     @property
@@ -101,7 +100,7 @@ class AdminApi:
         header = request.headers.get("Authorization", "")
         given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         try:
-            tenant = self._deps.tenants.get(tenant_id)
+            tenant = self._engine.tenant(tenant_id)
         except UnknownTenant:
             log.warning("admin API request for unknown tenant", extra={"tenant": tenant_id})
             raise ApiError(401, "missing or wrong API key") from None
@@ -167,8 +166,7 @@ class AdminApi:
         filters = SearchFilters(tuple(body.filters.sources), tuple(body.filters.tags)) \
             if body.filters else None
         with log_context(tenant=tenant.id, channel="api"):
-            result = await search_and_answer(self._deps, tenant, body.query, filters,
-                                             body.top_k)
+            result = await self._engine.search(tenant, body.query, filters, body.top_k)
         if result.refused:
             return _error(503, f"no answer: {result.refused}")
         return _ok(m.SearchResponse(

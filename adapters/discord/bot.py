@@ -21,14 +21,17 @@ from typing import Any
 import aiohttp
 import discord
 
-from adapters.discord.commands import application_command, interaction_text
+from adapters.discord.commands import (
+    application_command,
+    interaction_call,
+    interaction_text,
+)
 from adapters.discord.delivery import ChannelSink, InteractionSink
 from adapters.discord.render import FEEDBACK_PREFIX, FOLLOW_UP_PREFIX
 from core.engine import Engine
 from core.feedback import Rating
 from core.messages import Author, Binding, InboundMessage
 from core.observability.metrics import PLATFORM_RATE_LIMITED
-from core.sessions.models import ConversationKey
 from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry, UnknownTenant
 
@@ -128,8 +131,8 @@ class DiscordAdapter:
         tenant = self.tenant_of(guild.id)
         if tenant is None or self.client.application_id is None:
             return
-        payload = [application_command(c) for c in self._engine.deps.commands.available(
-            tenant, is_admin=True)]
+        payload = [application_command(c) for c in self._engine.commands_for(
+            tenant, admin=True)]
         try:
             await self.client.http.bulk_upsert_guild_commands(
                 self.client.application_id, guild.id, payload)
@@ -168,9 +171,9 @@ class DiscordAdapter:
         elif isinstance(channel, discord.Thread):
             # A thread the bot opened is its conversation; in others it answers once it
             # has taken part.
-            key = ConversationKey(tenant.id, "discord", str(channel.id))
             if not (mentioned or configured or channel.owner_id == me.id
-                    or await self._engine.deps.sessions.recent(key, 1)):
+                    or await self._engine.conversation_exists(tenant.id, "discord",
+                                                              str(channel.id))):
                 return
         elif mentioned or configured:
             opened = message.guild.get_thread(message.id)  # a redelivered mention
@@ -262,14 +265,15 @@ class DiscordAdapter:
 
     async def _command(self, interaction: discord.Interaction, tenant: TenantConfig) -> None:
         data: dict[str, Any] = dict(interaction.data or {})
-        command = self._engine.deps.commands.get(str(data.get("name", "")))
+        command = self._engine.command(str(data.get("name", "")))
         private = command is None or command.ephemeral or command.permission == "admin"
         await interaction.response.defer(ephemeral=private, thinking=True)
         message = InboundMessage(
             binding=self._binding(tenant),
             thread=f"{interaction.channel_id}:command:{interaction.user.id}",
             author=self._author(interaction.user, tenant), text=interaction_text(data),
-            platform_message_id=f"interaction:{interaction.id}")
+            platform_message_id=f"interaction:{interaction.id}",
+            command=interaction_call(data))
         await self._engine.handle(message, InteractionSink(interaction))
 
     async def _button(self, interaction: discord.Interaction, tenant: TenantConfig) -> None:

@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from core.commands.registry import Command
+from core.messages import CommandCall
 
 STRING, INTEGER, BOOLEAN, NUMBER = 3, 4, 5, 10
 _TYPES = {"string": STRING, "integer": INTEGER, "boolean": BOOLEAN, "number": NUMBER}
@@ -46,8 +47,14 @@ def application_command(command: Command) -> dict[str, Any]:
             "options": options}
 
 
+def interaction_call(data: dict[str, Any]) -> CommandCall:
+    """The command and its options as data, for the registry to validate directly."""
+    return CommandCall(str(data.get("name", "")),
+                       {str(o["name"]): o.get("value") for o in data.get("options") or []})
+
+
 def interaction_text(data: dict[str, Any]) -> str:
-    """``/name key=value …`` from an interaction's ``data``, quoted for the parser."""
+    """``/name key=value …``: how the invocation reads in logs (never parsed)."""
     parts = [f"/{data.get('name', '')}"]
     for option in data.get("options") or []:
         value = option.get("value")

@@ -43,10 +43,9 @@ from adapters.slack.inbound import clean_text, deleted, edited, mentions, to_inb
 from adapters.slack.render import render
 from core.engine import Engine
 from core.feedback import Rating
-from core.messages import Attachment, Author, InboundMessage
+from core.messages import Attachment, Author, CommandCall, InboundMessage
 from core.observability.logging import register_secret
 from core.replies import Reply
-from core.sessions.models import ConversationKey
 from core.stores.mongo_installations import Installation, MongoInstallationStore
 from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry, UnknownTenant
@@ -285,7 +284,7 @@ class SlackAdapter:
             return
         if wants_ingest(message, event, tenant) and not external:
             token = str(context.get("bot_token") or "")
-            message = replace(message, text="/ingest", author=replace(
+            message = replace(message, command=CommandCall("ingest"), author=replace(
                 message.author, roles=await self._roles(client, message.author.id)),
                 attachments=tuple(with_fetch(a, token, tenant.knowledge.max_file_mb,
                                              self._api_url) for a in message.attachments))
@@ -333,6 +332,7 @@ class SlackAdapter:
         roles = await self._roles(client, user)
         text = str(body.get("text", "")).strip() or "help"
         files: tuple[Attachment, ...] = ()
+        call: CommandCall | None = None  # typed text stays text: the registry parses it
         name, _, rest = text.lstrip("/").partition(" ")
         file_id = FILE_ID.search(rest.strip()) if name == "ingest" else None
         if file_id is not None:
@@ -342,12 +342,13 @@ class SlackAdapter:
                 await respond(text=f"I can't open the file `{file_id.group(1)}`: share it in "
                               "a channel I'm in, then try again.", response_type="ephemeral")
                 return
-            files, text = (found,), "ingest"
+            files, call = (found,), CommandCall("ingest")
         message = InboundMessage(
             binding=authority.binding(), tenant_id=tenant.id,
             thread=f"{body.get('channel_id', '')}:command:{user}",
             author=Author(user, roles=roles), text=f"/{text.lstrip('/')}",
-            platform_message_id=f"command:{body.get('trigger_id', '')}", attachments=files)
+            platform_message_id=f"command:{body.get('trigger_id', '')}", attachments=files,
+            command=call)
         await self._engine.handle(message, ResponseUrlSink(respond))
 
     async def _roles(self, client: AsyncWebClient, user: str) -> frozenset[str]:
@@ -429,8 +430,7 @@ class SlackAdapter:
             return False
         if tenant.slack.mentions_only:
             return False
-        key = ConversationKey(tenant.id, "slack", thread)
-        return bool(await self._engine.deps.sessions.recent(key, 1))
+        return await self._engine.conversation_exists(tenant.id, "slack", thread)
 
 
 def _allowed(tenant: TenantConfig, event: dict[str, Any]) -> bool:

@@ -31,8 +31,6 @@ from adapters.widget.streams import ConversationStream, Event, Streams
 from core.engine import Engine
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
-from core.sessions.models import ConversationKey
-from core.state.base import Bucket
 from core.tenants.models import TenantConfig
 from core.tenants.registry import UnknownTenant
 
@@ -100,7 +98,7 @@ class WidgetAdapter:
 
     def tenant_for(self, key: str) -> TenantConfig:
         try:
-            return self._engine.deps.tenants.resolve(Binding("widget", key))
+            return self._engine.tenant_for(Binding("widget", key))
         except UnknownTenant:
             log.warning("widget request with an unknown key", extra={"channel": "widget"})
             raise WidgetRefused(404, "unknown_key", "unknown widget key") from None
@@ -110,8 +108,7 @@ class WidgetAdapter:
         key, any tenant does)."""
         if not origin_of(origin):
             return False
-        tenants = [self.tenant_for(key)] if key else [
-            self._engine.deps.tenants.get(t) for t in self._engine.deps.tenants.tenant_ids()]
+        tenants = [self.tenant_for(key)] if key else self._engine.tenants()
         return any(origin_of(origin) in self._allowed(request, t) for t in tenants)
 
     @staticmethod
@@ -147,8 +144,8 @@ class WidgetAdapter:
     async def admit_hello(self, tenant: TenantConfig, ip: str) -> None:
         """A hello from one address costs a token of the tenant's per-IP bucket: every
         hello opens a conversation stream, which is memory an attacker could fill."""
-        decision = await self._engine.deps.state.take(
-            [Bucket(f"{tenant.id}:widget-hello:{ip}", tenant.widget.ip_per_minute, "ip")])
+        decision = await self._engine.admit(tenant, "widget-hello", ip,
+                                            tenant.widget.ip_per_minute)
         if not decision.allowed:
             raise WidgetRefused(429, "rate_limited",
                                 "too many new conversations from your address; try again "
@@ -181,8 +178,8 @@ class WidgetAdapter:
         seq = stream.resume_point()
         history: list[dict[str, Any]] = []
         if with_history:
-            key = ConversationKey(tenant.id, "widget", identity.subject)
-            messages = await self._engine.deps.sessions.transcript(key, HISTORY_LIMIT)
+            messages = await self._engine.transcript(tenant.id, "widget", identity.subject,
+                                                     HISTORY_LIMIT)
             # Both messages of a turn carry the client id of its question, so a browser
             # that also gets the turn's live events shows it once.
             asked = {m.turn_id: m.platform_message_id.removeprefix("widget:")
@@ -219,8 +216,8 @@ class WidgetAdapter:
         seen = stream.seen
         if frame.client_id in seen:
             return None  # a resend after a reconnect: already accepted once
-        decision = await self._engine.deps.state.take(
-            [Bucket(f"{tenant.id}:widget-ip:{ip}", tenant.widget.ip_per_minute, "ip")])
+        decision = await self._engine.admit(tenant, "widget-ip", ip,
+                                            tenant.widget.ip_per_minute)
         if not decision.allowed:
             return {"type": "error", "code": "rate_limited", "client_id": frame.client_id,
                     "retry_after_s": round(decision.retry_after_s, 1),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.messages import InboundMessage
+from core.messages import CommandCall, InboundMessage
 from core.sessions.models import ConversationKey
 from core.tenants.models import TenantConfig
 
@@ -115,25 +115,39 @@ class CommandRegistry:
                 if tenant.command_enabled(c.name) and (is_admin or c.permission == "anyone")]
 
     def parse(self, text: str, tenant: TenantConfig) -> Invocation:
+        """A command typed as text: ``/name positional key=value …``."""
         body = text.strip()[1:]
         name, _, raw_args = body.partition(" ")
-        command = self.get(name)
-        if command is None or not tenant.command_enabled(command.name):
-            raise CommandError(f"Unknown command `/{name}`. Type `/help` to see the commands.")
+        command = self._enabled(name, tenant)
         try:
             tokens = shlex.split(raw_args)
         except ValueError as exc:
             raise CommandError(f"Could not read the arguments ({exc}). "
                                f"Usage: `{command.usage()}`") from None
+        return self._validated(command, _bind(command, tokens), raw_args.strip())
+
+    def invoke(self, call: CommandCall, tenant: TenantConfig) -> Invocation:
+        """A command delivered as data (``CommandCall``): its arguments go straight to
+        the command's model, with the same errors as typed text."""
+        command = self._enabled(call.name, tenant)
+        return self._validated(command, dict(call.args), "")
+
+    def _enabled(self, name: str, tenant: TenantConfig) -> Command:
+        command = self.get(name)
+        if command is None or not tenant.command_enabled(command.name):
+            raise CommandError(f"Unknown command `/{name}`. Type `/help` to see the commands.")
+        return command
+
+    def _validated(self, command: Command, raw: dict[str, Any], text: str) -> Invocation:
         try:
-            args = command.args.model_validate(_bind(command, tokens))
+            args = command.args.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
                 for e in exc.errors(include_url=False))
             raise CommandError(f"Bad arguments for /{command.name}: {problems}. "
                                f"Usage: `{command.usage()}`") from None
-        return Invocation(command, args, raw_args.strip())
+        return Invocation(command, args, text)
 
     def json_schemas(self) -> dict[str, dict[str, Any]]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -22,15 +23,18 @@ async def run_command(turn: Turn, deps: EngineDeps) -> Reply:
     tenant = turn.require_tenant()
     message = turn.message
     admin = is_admin(tenant, message)
-    name = message.text.strip()[1:].partition(" ")[0].lower()
-    command = deps.commands.get(name)
+    call = message.command
+    name = call.name if call is not None else message.text.strip()[1:].partition(" ")[0]
+    command = deps.commands.get(name.lower())
+    audited = hash_args(json.dumps(dict(call.args), sort_keys=True, default=str)
+                        if call is not None else message.text.strip())
 
     async def audit(outcome: Outcome) -> None:
         if command is None or command.permission != "admin":
             return
         await deps.audit.record(AuditRecord(
             tenant=tenant.id, channel=message.channel, user_id=message.author.id,
-            command=command.name, args_sha256=hash_args(message.text.strip()),
+            command=command.name, args_sha256=audited,
             outcome=outcome, at=datetime.now(UTC), request_id=message.request_id))
 
     if command is not None and command.permission == "admin":
@@ -44,7 +48,8 @@ async def run_command(turn: Turn, deps: EngineDeps) -> Reply:
     else:
         turn.route = "command"
     try:
-        invocation = deps.commands.parse(message.text, tenant)
+        invocation = deps.commands.invoke(call, tenant) if call is not None \
+            else deps.commands.parse(message.text, tenant)
     except CommandError as exc:
         await audit("usage")
         return Reply(str(exc), kind="refusal", ephemeral=True)

@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from core.messages import CHANNELS, Attachment, Author, Binding, Channel, InboundMessage
+from core.messages import (
+    CHANNELS,
+    Attachment,
+    Author,
+    Binding,
+    Channel,
+    CommandCall,
+    InboundMessage,
+)
 from core.sessions.models import ConversationKey, Role, StoredMessage, TurnUsage
 
 
@@ -24,6 +32,8 @@ def message_to_dict(m: InboundMessage) -> dict[str, Any]:
                          "size": a.size} for a in m.attachments],
         "received_at": m.received_at.isoformat(), "revision": m.revision,
         "request_id": m.request_id, "tenant_id": m.tenant_id,
+        **({"command": {"name": m.command.name, "args": dict(m.command.args)}}
+           if m.command is not None else {}),
     }
 
 
@@ -42,7 +52,9 @@ def message_from_dict(d: dict[str, Any]) -> InboundMessage:
                           for a in d.get("attachments") or ()),
         received_at=datetime.fromisoformat(d["received_at"]),
         revision=str(d.get("revision", "")), request_id=str(d.get("request_id", "")),
-        tenant_id=str(d.get("tenant_id", "")))
+        tenant_id=str(d.get("tenant_id", "")),
+        command=CommandCall(str(d["command"]["name"]), dict(d["command"].get("args") or {}))
+        if isinstance(d.get("command"), dict) else None)
 
 
 def stored_to_dict(m: StoredMessage) -> dict[str, Any]:

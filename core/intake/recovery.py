@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from core.engine.pipeline import Engine
+from core.engine.engine import Engine
 from core.intake.codec import message_from_dict, stored_from_dict
 from core.intake.journal import JournalEntry
 from core.observability import metrics
