@@ -85,9 +85,10 @@ def test_registry_resolves_every_binding(tmp_path: Path) -> None:
     assert registry.resolve(Binding("slack", "T0GLOBEX")).id == "globex"
     assert registry.resolve(Binding("discord", "222222222222222222")).id == "acme"
     assert registry.resolve(Binding("widget", "pk_acme_3f9c")).id == "acme"
-    assert registry.resolve(Binding("terminal", "globex")).id == "globex"
+    # A terminal's tenant is decided by its command line (``tenant_id``), not by a
+    # binding: there is no "the binding is the tenant id" shortcut.
     for unknown in (Binding("slack", "T0NOBODY"), Binding("discord", "T0ACME"),
-                    Binding("terminal", "nobody")):
+                    Binding("terminal", "globex"), Binding("memory", "acme")):
         with pytest.raises(UnknownTenant):
             registry.resolve(unknown)
 

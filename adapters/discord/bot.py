@@ -114,7 +114,7 @@ class DiscordAdapter:
 
     def _binding(self, tenant: TenantConfig) -> Binding:
         return Binding("discord", tenant.discord.guild_ids[0]) if tenant.discord.guild_ids \
-            else Binding("memory", tenant.id)
+            else Binding("discord", "")
 
     def _author(self, user: discord.abc.User, tenant: TenantConfig) -> Author:
         roles: set[str] = set()
@@ -191,7 +191,8 @@ class DiscordAdapter:
         else:
             return
         inbound = InboundMessage(
-            binding=self._binding(tenant), thread=str(getattr(target, "id", channel.id)),
+            binding=self._binding(tenant), tenant_id=tenant.id,
+            thread=str(getattr(target, "id", channel.id)),
             author=self._author(message.author, tenant), text=self._clean(message.content),
             platform_message_id=str(message.id), received_at=message.created_at)
         await self._deliver(inbound, ChannelSink(target, reference=reference,
@@ -222,7 +223,7 @@ class DiscordAdapter:
             return
         author = data.get("author") or {}
         message = InboundMessage(
-            binding=self._binding(tenant), thread=session,
+            binding=self._binding(tenant), tenant_id=tenant.id, thread=session,
             author=Author(str(author.get("id", ""))), text=self._clean(str(data["content"])),
             platform_message_id=str(payload.message_id),
             revision=str(data.get("edited_timestamp") or ""))
@@ -240,7 +241,7 @@ class DiscordAdapter:
         if tenant is None:
             return
         session = self._session_of(payload.channel_id, payload.message_id)
-        message = InboundMessage(binding=self._binding(tenant), thread=session,
+        message = InboundMessage(binding=self._binding(tenant), tenant_id=tenant.id, thread=session,
                                  author=Author(""), text="",
                                  platform_message_id=str(payload.message_id))
         removed = await self._engine.remove_turn(message)
@@ -269,7 +270,7 @@ class DiscordAdapter:
         private = command is None or command.ephemeral or command.permission == "admin"
         await interaction.response.defer(ephemeral=private, thinking=True)
         message = InboundMessage(
-            binding=self._binding(tenant),
+            binding=self._binding(tenant), tenant_id=tenant.id,
             thread=f"{interaction.channel_id}:command:{interaction.user.id}",
             author=self._author(interaction.user, tenant), text=interaction_text(data),
             platform_message_id=f"interaction:{interaction.id}",
@@ -281,7 +282,7 @@ class DiscordAdapter:
         custom_id = str(data.get("custom_id", ""))
         channel = interaction.channel
         base = InboundMessage(
-            binding=self._binding(tenant), thread=str(interaction.channel_id),
+            binding=self._binding(tenant), tenant_id=tenant.id, thread=str(interaction.channel_id),
             author=self._author(interaction.user, tenant), text="",
             platform_message_id=f"interaction:{interaction.id}")
         if custom_id.startswith(FEEDBACK_PREFIX):
@@ -298,7 +299,8 @@ class DiscordAdapter:
             await interaction.response.defer()
             if question:
                 message = InboundMessage(
-                    binding=base.binding, thread=base.thread, author=base.author,
+                    binding=base.binding, tenant_id=base.tenant_id, thread=base.thread,
+                    author=base.author,
                     text=question, platform_message_id=base.platform_message_id)
                 await self._deliver(message, ChannelSink(channel,
                                                          min_interval_s=self._interval,

@@ -38,6 +38,9 @@ class MemoryChannel:
                 ) -> InboundMessage:
         return InboundMessage(
             binding=Binding(self.channel, self.binding_value or self.tenant),
+            # The tenant is decided here, as every channel decides it at its edge; a
+            # test that gives a platform binding exercises the registry's resolution.
+            tenant_id="" if self.binding_value else self.tenant,
             thread=thread, author=Author(user, display_name=user, roles=roles), text=text,
             platform_message_id=message_id or f"m{next(self._ids)}")
 

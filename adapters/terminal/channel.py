@@ -59,7 +59,8 @@ class TerminalChannel:
 
     async def send(self, text: str) -> str:
         message = InboundMessage(
-            binding=Binding("terminal", self._tenant), thread=self._thread,
+            binding=Binding("terminal", self._tenant), tenant_id=self._tenant,
+            thread=self._thread,
             author=self._author, text=text, platform_message_id=uuid.uuid4().hex)
         result = await self._engine.handle(message, TerminalSink(self._out))
         if result.outcome == "unknown_tenant":

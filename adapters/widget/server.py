@@ -201,7 +201,8 @@ class WidgetAdapter:
             return {"type": "pong"}
         stream = self.streams.get(tenant.id, identity.subject)
         message = InboundMessage(
-            binding=Binding("widget", tenant.widget.public_key), thread=identity.subject,
+            binding=Binding("widget", tenant.widget.public_key), tenant_id=tenant.id,
+            thread=identity.subject,
             author=Author(identity.user_id if identity.identified else identity.subject),
             text="", platform_message_id="")
         if isinstance(frame, SendFeedback):

@@ -26,14 +26,13 @@ from core.tenants.models import TenantConfig
 
 log = logging.getLogger("switchboard.tenants")
 
-DIRECT_CHANNELS = frozenset({"terminal", "memory"})
-
-
 class UnknownTenant(LookupError):
-    """No tenant owns this binding. The message must be rejected, never answered."""
+    """No tenant owns this binding (or has this id). The message must be rejected,
+    never answered."""
 
-    def __init__(self, binding: Binding) -> None:
-        super().__init__(f"no tenant is bound to {binding.channel} {binding.value!r}")
+    def __init__(self, binding: Binding | None = None, tenant_id: str = "") -> None:
+        super().__init__(f"no tenant is bound to {binding.channel} {binding.value!r}"
+                         if binding is not None else f"no tenant {tenant_id!r}")
         self.binding = binding
 
 
@@ -80,12 +79,12 @@ class TenantRegistry:
         try:
             return self._snapshot.tenants[tenant_id]
         except KeyError:
-            raise UnknownTenant(Binding("memory", tenant_id)) from None
+            raise UnknownTenant(tenant_id=tenant_id) from None
 
     def resolve(self, binding: Binding) -> TenantConfig:
+        """The tenant a platform binding (team, guild, widget key) names."""
         snapshot = self._snapshot
-        tenant_id = (binding.value if binding.channel in DIRECT_CHANNELS
-                     else snapshot.index.get(binding))
+        tenant_id = snapshot.index.get(binding)
         config = snapshot.tenants.get(tenant_id) if tenant_id else None
         if config is None:
             metrics.UNKNOWN_TENANT.labels(channel=binding.channel).inc()
@@ -102,7 +101,7 @@ class TenantRegistry:
             config = self._snapshot.tenants.get(message.tenant_id)
             if config is None:
                 metrics.UNKNOWN_TENANT.labels(channel=message.channel).inc()
-                raise UnknownTenant(message.binding)
+                raise UnknownTenant(tenant_id=message.tenant_id)
             return config
         return self.resolve(message.binding)
 
