@@ -330,3 +330,37 @@ async def test_a_structured_command_runs_whatever_its_display_text_says(
     refused = await channel.deliver(replace(channel.message("x"),
                                             command=CommandCall("forget", {"scope": "all"})))
     assert refused.reply is not None and "Bad arguments" in refused.reply.text
+
+
+async def test_search_refuses_an_answer_the_model_cut_off(
+        make_engine: Build, llm: FakeOpenAI,
+        openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    from tests.fakes.openai_server import Fault
+    kit: EngineKit = await make_engine(tenant("acme"), answerer=openai_answerer())
+    llm.inject(Fault(clean_cut_after_chunks=3))
+    cut = await kit.engine.search(kit.engine.tenant("acme"), "What is the refund window?")
+    assert cut.answer == "" and cut.refused == "the model's answer was cut off"
+    whole = await kit.engine.search(kit.engine.tenant("acme"), "What is the refund window?")
+    assert whole.refused == "" and whole.answer.startswith("Answer to")
+
+
+async def test_a_thread_being_answered_counts_as_one_the_bot_is_in(
+        make_engine: Build, llm: FakeOpenAI,
+        openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    """A follow-up sent while (or just after) the first answer streams must not be taken
+    for a message in a thread the bot never joined."""
+    kit: EngineKit = await make_engine(tenant("acme"), answerer=openai_answerer())
+    channel = MemoryChannel(kit.engine, "acme")
+    llm.chunk_delay_s = 0.05
+    try:
+        answering = asyncio.create_task(channel.send("first question", thread="race-1"))
+        for _ in range(500):
+            if llm.requests:
+                break
+            await asyncio.sleep(0.01)
+        joined = await kit.engine.conversation_exists("acme", "memory", "race-1")
+        await answering
+    finally:
+        llm.chunk_delay_s = 0.0
+    assert joined
+    assert not await kit.engine.conversation_exists("acme", "memory", "never-joined")

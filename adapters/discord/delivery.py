@@ -18,10 +18,12 @@ from typing import Any
 import discord
 
 from adapters.discord.render import render
+from adapters.pacing import PacedText
 from core.replies import Reply
 
 log = logging.getLogger("switchboard.discord")
-TYPING = " ▍"
+PREVIEW_LIMIT = 1990
+"""Discord's 2,000-character message limit, less the cursor and a margin."""
 
 
 class ChannelSink:
@@ -37,13 +39,10 @@ class ChannelSink:
         after the restart (``DiscordAdapter.redelivery_sink``); ``bot`` names the
         tenant whose own bot posts, empty for the shared bot."""
         self._reference = reference
-        self._interval = min_interval_s
-        self._clock = clock
-        self._text = ""
+        self._pace = PacedText(min_interval_s, clock)
         self._message: discord.Message | discord.PartialMessage | None = None
         if reply_id is not None and hasattr(channel, "get_partial_message"):
             self._message = channel.get_partial_message(reply_id)
-        self._last_edit = 0.0
         self._typing: asyncio.Task[None] | None = asyncio.create_task(self._type())
         self.posted: list[int] = []
 
@@ -74,17 +73,17 @@ class ChannelSink:
         return None  # typing starts as soon as the message arrives
 
     async def delta(self, text: str) -> None:
-        self._text += text
+        if not self._pace.add(text) and self._message is not None:
+            return
         try:
             if self._message is None:
                 self._stop_typing()
-                self._message = await self._channel.send(self._text[:1990] + TYPING,
+                self._message = await self._channel.send(self._pace.preview(PREVIEW_LIMIT),
                                                          **self._reply_to())
                 self.posted.append(self._message.id)
-                self._last_edit = self._clock()
-            elif self._clock() - self._last_edit >= self._interval:
-                await self._message.edit(content=self._text[-1990:] + TYPING)
-                self._last_edit = self._clock()
+            else:
+                await self._message.edit(content=self._pace.preview(PREVIEW_LIMIT, tail=True))
+            self._pace.shown()
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("cannot post to Discord channel: %s", exc)
 

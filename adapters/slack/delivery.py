@@ -43,6 +43,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.pacing import PacedText
 from adapters.slack.render import render
 from core.replies import Reply
 
@@ -51,7 +52,6 @@ log = logging.getLogger("switchboard.slack")
 CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived",
                          "token_revoked", "account_inactive", "invalid_auth",
                          "missing_scope", "restricted_action"})
-TYPING = " ▍"
 WORKING = "_Working on an answer…_"
 METADATA_TYPE = "switchboard_reply"
 POST_ATTEMPTS = 3
@@ -102,11 +102,8 @@ class SlackThreadSink:
         self._channel = channel
         self._thread = thread_ts
         self._user = user
-        self._interval = min_interval_s
-        self._clock = clock
-        self._text = ""
+        self._pace = PacedText(min_interval_s, clock)
         self._ts: str | None = reply_ts
-        self._last_update = 0.0
         self._placeholder_after = placeholder_after_s
         self.address: dict[str, object] = {
             "kind": "slack-thread", "channel": channel, "thread_ts": thread_ts,
@@ -204,16 +201,16 @@ class SlackThreadSink:
     async def delta(self, text: str) -> None:
         await self._settle_placeholder()
         self._only_working = False
-        self._text += text
+        if not self._pace.add(text) and self._ts is not None:
+            return
         try:
             if self._ts is None:
-                self._ts = await self._put(0, self._text.rstrip() + TYPING)
+                self._ts = await self._put(0, self._pace.preview())
                 self.posted.append(self._ts)
-                self._last_update = self._clock()
-            elif self._clock() - self._last_update >= self._interval:
+            else:
                 await self._client.chat_update(channel=self._channel, ts=self._ts,
-                                               text=self._text.rstrip() + TYPING)
-                self._last_update = self._clock()
+                                               text=self._pace.preview())
+            self._pace.shown()
         except SlackApiError as exc:
             self._cannot_post(exc)
 

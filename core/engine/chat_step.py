@@ -1,20 +1,16 @@
-"""Answering a chat message: budget, retrieval, streaming the answer, citations."""
+"""Answering a chat message: the grounded-answer flow (``grounded.py``) as a reply."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
 
-from core.engine import grounding
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
-from core.knowledge.answer_cache import CachedAnswer
-from core.knowledge.index import KnowledgeIndexError
-from core.llm.base import AnswerUnavailable, ChatTurn
-from core.observability import metrics
+from core.engine.grounded import grounded_answer
+from core.llm.base import ChatTurn
 from core.replies import Reply, feedback_actions
 from core.sessions.history import window
-from core.tenants.models import TenantConfig
 
 log = logging.getLogger("switchboard.engine")
 
@@ -34,62 +30,30 @@ def _budget_refusal(tenant_name: str, used: int, budget: int, now: datetime) -> 
         "an admin can raise `llm.monthly_token_budget`.", kind="refusal")
 
 
-async def _budget_exhausted(turn: Turn, deps: EngineDeps, tenant: TenantConfig
-                            ) -> Reply | None:
-    now = datetime.now(UTC)
-    used = await grounding.tokens_over_budget(deps, tenant, now)
-    if used is None:
-        return None
-    metrics.BUDGET_REFUSED.labels(tenant.id).inc()
-    turn.outcome = "budget_exhausted"
-    log.warning("monthly token budget exhausted", extra={"used": used})
-    return _budget_refusal(tenant.name, used, tenant.llm.monthly_token_budget, now)
-
-
 async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
+    """The chat turn's reply, from the shared grounded-answer flow, streamed to the sink."""
     tenant = turn.require_tenant()
-    question = turn.message.text.strip()
     history = window(turn.history, tenant.sessions.history_tokens)
-    cache = deps.answer_cache if not history else None
-    model = tenant.llm.model if deps.answerer.metered else deps.answerer.name
-    if cache is not None:
-        hit = await cache.get(tenant.id, model, question)
-        if hit is not None:
-            await turn.sink.delta(hit.text)
-            return Reply(hit.text, citations=hit.citations, follow_ups=hit.follow_ups,
-                         confidence=hit.confidence, actions=feedback_actions(turn.turn_id),
-                         turn_id=turn.turn_id, model=model)
-    refusal = await _budget_exhausted(turn, deps, tenant)
-    if refusal is not None:
-        return refusal
-    try:
-        loaded = await deps.retriever.has_knowledge(tenant)
-        passages = await deps.retriever.search(
-            tenant, question, [(m.role, m.text) for m in history]) if loaded else []
-    except KnowledgeIndexError as exc:
+    result = await grounded_answer(deps, tenant, turn.message.text.strip(),
+                                   history=[ChatTurn(m.role, m.text) for m in history],
+                                   on_delta=turn.sink.delta)
+    turn.usage = result.usage
+    if result.outcome == "budget_exhausted":
+        turn.outcome = "budget_exhausted"
+        log.warning("monthly token budget exhausted", extra={"used": result.detail})
+        return _budget_refusal(tenant.name, result.budget_used,
+                               tenant.llm.monthly_token_budget, datetime.now(UTC))
+    if result.outcome == "knowledge_unavailable":
         turn.outcome = "error"
-        log.error("knowledge base unavailable: %s", exc)
         return Reply(NO_KNOWLEDGE_BASE, kind="apology")
-    request = grounding.answer_request(tenant, question, passages, loaded,
-                                       [ChatTurn(m.role, m.text) for m in history])
-    try:
-        answer = await deps.answerer.answer(request, turn.sink.delta)
-    except AnswerUnavailable as exc:
+    if result.outcome == "llm_unavailable":
         turn.outcome = "llm_error"
-        log.error("no answer from the language model: %s", exc.reason)
         return Reply(APOLOGY, kind="apology")
-    turn.usage = answer.usage
-    cites = grounding.citations(answer.text, passages) if passages else ()
-    confidence = grounding.confidence(passages, tenant.knowledge.score_threshold)
-    follow_ups = grounding.follow_ups(question, passages)
-    if answer.interrupted:
+    if result.outcome == "interrupted":
         turn.outcome = "llm_error"
-        return Reply(answer.text + INTERRUPTED, kind="apology", citations=cites,
-                     turn_id=turn.turn_id, model=answer.usage.model)
-    if cache is not None and passages:
-        await cache.put(tenant.id, model, question,
-                        CachedAnswer(answer.text, cites, follow_ups, confidence))
-    return Reply(answer.text, kind="answer", citations=cites, follow_ups=follow_ups,
-                 confidence=confidence if loaded else None,
+        return Reply(result.text + INTERRUPTED, kind="apology", citations=result.citations,
+                     turn_id=turn.turn_id, model=result.model)
+    return Reply(result.text, kind="answer", citations=result.citations,
+                 follow_ups=result.follow_ups, confidence=result.confidence,
                  actions=feedback_actions(turn.turn_id), turn_id=turn.turn_id,
-                 model=answer.usage.model)
+                 model=result.model)

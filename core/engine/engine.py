@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
 from core.commands.registry import Command
@@ -57,9 +58,18 @@ class Engine:
 
     async def conversation_exists(self, tenant_id: str, channel: Channel,
                                   thread: str) -> bool:
-        """Whether the conversation has any stored message (a thread the bot is in)."""
+        """Whether the conversation has any stored message (a thread the bot is in).
+
+        Waits for a turn of that conversation still being answered, so a follow-up sent
+        right after the first answer appeared — before its turn was stored — is not
+        mistaken for a message in a thread the bot never joined.
+        """
         key = ConversationKey(tenant_id, channel, thread)
-        return bool(await self.deps.sessions.recent(key, 1))
+        try:
+            async with self._in_line(key):
+                return bool(await self.deps.sessions.recent(key, 1))
+        except (LockTimeout, TimeoutError):
+            return bool(await self.deps.sessions.recent(key, 1))
 
     async def transcript(self, tenant_id: str, channel: Channel, thread: str,
                          limit: int) -> list[StoredMessage]:
@@ -115,6 +125,20 @@ class Engine:
         except UnknownTenant:
             return None
         key = ConversationKey(tenant.id, message.channel, message.thread)
+        try:
+            async with self._in_line(key):
+                return await self.deps.sessions.remove_turn(key, message.platform_message_id)
+        except (LockTimeout, TimeoutError):
+            log.warning("an edit or deletion waited %.0fs for its conversation; not applied",
+                        self.deps.settings.lock_wait_s,
+                        extra={"tenant": tenant.id, "channel": message.channel})
+            return None
+
+    @asynccontextmanager
+    async def _in_line(self, key: ConversationKey) -> AsyncIterator[None]:
+        """Wait for the conversation like a turn does — its place in this process's line,
+        then the conversation lock — so a turn still being answered is finished (and
+        stored) first. Raises ``LockTimeout``/``TimeoutError`` after ``lock_wait_s``."""
         settings = self.deps.settings
         place = self.deps.arrivals.arrive(key.lock_key())
         try:
@@ -123,12 +147,7 @@ class Engine:
             async with self.deps.state.conversation_lock(key.lock_key(), settings.lock_wait_s,
                                                          settings.lock_lease_s):
                 place.leave()
-                return await self.deps.sessions.remove_turn(key, message.platform_message_id)
-        except (LockTimeout, TimeoutError):
-            log.warning("an edit or deletion waited %.0fs for its conversation; not applied",
-                        settings.lock_wait_s, extra={"tenant": tenant.id,
-                                                     "channel": message.channel})
-            return None
+                yield
         finally:
             place.leave()
 

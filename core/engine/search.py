@@ -1,7 +1,8 @@
 """A grounded answer without a conversation: the admin API's search endpoint.
 
-Same budget, retrieval, answerer, citations and usage accounting as a chat turn, minus
-the session: nothing is stored but the usage.
+The same grounded-answer flow as a chat turn (``grounded.py``), minus the session and
+the answer cache (a search may be narrowed by filters): nothing is stored but the usage.
+A search that gets no complete answer is refused with the reason.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.engine import grounding
 from core.engine.deps import EngineDeps
+from core.engine.grounded import grounded_answer
 from core.knowledge.base import Passage, SearchFilters
-from core.llm.base import AnswerUnavailable
 from core.replies import Citation
 from core.tenants.models import TenantConfig
 
@@ -27,26 +27,20 @@ class SearchAnswer:
     refused: str = ""
 
 
-async def _ignore(_: str) -> None:
-    return None
+REFUSALS = {"budget_exhausted": "monthly token budget exhausted",
+            "knowledge_unavailable": "the knowledge base is unreachable",
+            "interrupted": "the model's answer was cut off"}
 
 
 async def search_and_answer(deps: EngineDeps, tenant: TenantConfig, query: str,
                             filters: SearchFilters | None = None,
                             top_k: int | None = None) -> SearchAnswer:
-    now = datetime.now(UTC)
-    if await grounding.tokens_over_budget(deps, tenant, now) is not None:
-        return SearchAnswer("", (), (), 0.0, (), refused="monthly token budget exhausted")
-    loaded = await deps.retriever.has_knowledge(tenant)
-    passages = (await deps.retriever.search(tenant, query, (), filters, top_k=top_k)
-                if loaded else [])
-    request = grounding.answer_request(tenant, query, passages, loaded)
-    try:
-        answer = await deps.answerer.answer(request, _ignore)
-    except AnswerUnavailable as exc:
-        return SearchAnswer("", (), tuple(passages), 0.0, (), refused=exc.reason)
-    await deps.usage.record(tenant.id, answer.usage, now)
-    return SearchAnswer(
-        answer.text, grounding.citations(answer.text, passages) if passages else (),
-        tuple(passages), grounding.confidence(passages, tenant.knowledge.score_threshold),
-        grounding.follow_ups(query, passages))
+    result = await grounded_answer(deps, tenant, query, filters=filters, top_k=top_k,
+                                   use_cache=False)
+    if result.usage.total_tokens:
+        await deps.usage.record(tenant.id, result.usage, datetime.now(UTC))
+    if result.outcome not in ("answered", "cached"):
+        return SearchAnswer("", (), result.passages, 0.0, (),
+                            refused=REFUSALS.get(result.outcome, result.detail))
+    return SearchAnswer(result.text, result.citations, result.passages,
+                        result.confidence or 0.0, result.follow_ups)

@@ -1,0 +1,120 @@
+"""The one grounded-answer flow: budget, retrieval, the answerer, citations, the cache.
+
+A chat turn and the admin API's search both answer a question from the tenant's
+documents; they differ only in what surrounds the answer (a conversation's history and
+a streamed reply, or neither). Both call ``grounded_answer``, so the budget check, an
+unreachable knowledge index, the answer cache, a model that gives no answer and a
+stream cut mid-answer are each handled once. The outcome says which of those happened;
+callers turn it into a reply of their own kind and account the usage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from core.engine import grounding
+from core.engine.deps import EngineDeps
+from core.knowledge.answer_cache import CachedAnswer
+from core.knowledge.base import Passage, SearchFilters
+from core.knowledge.index import KnowledgeIndexError
+from core.llm.base import AnswerUnavailable, ChatTurn, DeltaCallback
+from core.observability import metrics
+from core.replies import Citation
+from core.sessions.models import TurnUsage
+from core.tenants.models import TenantConfig
+
+log = logging.getLogger("switchboard.engine")
+
+GroundedOutcome = Literal["answered", "cached", "budget_exhausted", "knowledge_unavailable",
+                          "llm_unavailable", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroundedAnswer:
+    outcome: GroundedOutcome
+    text: str = ""
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    confidence: float | None = None
+    follow_ups: tuple[str, ...] = ()
+    usage: TurnUsage = field(default_factory=TurnUsage)
+    model: str = ""
+    detail: str = ""
+    """Why there is no answer (the budget used, the index or model error), for logs."""
+    loaded: bool = False
+    budget_used: int = 0
+    """Tokens used this month, when the budget is exhausted."""
+
+
+async def _ignore(_: str) -> None:
+    return None
+
+
+async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str, *,
+                          history: Sequence[ChatTurn] = (),
+                          on_delta: DeltaCallback = _ignore,
+                          filters: SearchFilters | None = None, top_k: int | None = None,
+                          use_cache: bool = True) -> GroundedAnswer:
+    """Answer ``question`` from the tenant's knowledge, streaming text to ``on_delta``.
+
+    The cache is used only for a question with no history (and by callers that do not
+    narrow the search); only complete answers with passages are cached.
+    """
+    model = tenant.llm.model if deps.answerer.metered else deps.answerer.name
+    cache = deps.answer_cache if use_cache and not history and filters is None \
+        and top_k is None else None
+    if cache is not None:
+        hit = await cache.get(tenant.id, model, question)
+        if hit is not None:
+            await on_delta(hit.text)
+            return GroundedAnswer("cached", hit.text, hit.citations, (), hit.confidence,
+                                  hit.follow_ups, model=model, loaded=True)
+    used = await _tokens_over_budget(deps, tenant)
+    if used is not None:
+        metrics.BUDGET_REFUSED.labels(tenant.id).inc()
+        return GroundedAnswer("budget_exhausted", detail=f"{used:,} tokens used", model=model,
+                              budget_used=used)
+    try:
+        loaded = await deps.retriever.has_knowledge(tenant)
+        passages = await deps.retriever.search(
+            tenant, question, [(t.role, t.content) for t in history], filters,
+            top_k=top_k) if loaded else []
+    except KnowledgeIndexError as exc:
+        log.error("knowledge base unavailable: %s", exc)
+        return GroundedAnswer("knowledge_unavailable", detail=str(exc), model=model)
+    request = grounding.answer_request(tenant, question, passages, loaded, history)
+    try:
+        answer = await deps.answerer.answer(request, on_delta)
+    except AnswerUnavailable as exc:
+        log.error("no answer from the language model: %s", exc.reason)
+        return GroundedAnswer("llm_unavailable", passages=tuple(passages), detail=exc.reason,
+                              model=model, loaded=loaded)
+    cites = grounding.citations(answer.text, passages) if passages else ()
+    confidence = grounding.confidence(passages, tenant.knowledge.score_threshold)
+    follow_ups = grounding.follow_ups(question, passages)
+    if answer.interrupted:
+        return GroundedAnswer("interrupted", answer.text, cites, tuple(passages),
+                              usage=answer.usage, model=answer.usage.model,
+                              detail="the stream was cut off", loaded=loaded)
+    if cache is not None and passages:
+        await cache.put(tenant.id, model, question,
+                        CachedAnswer(answer.text, cites, follow_ups, confidence))
+    return GroundedAnswer("answered", answer.text, cites, tuple(passages),
+                          confidence if loaded else None, follow_ups, answer.usage,
+                          answer.usage.model, loaded=loaded)
+
+
+async def _tokens_over_budget(deps: EngineDeps, tenant: TenantConfig) -> int | None:
+    """Tokens used this month when they reach the budget. A budget that cannot be read
+    (both stores down) does not stop the answer: it is logged and counted as not
+    exhausted."""
+    try:
+        return await grounding.tokens_over_budget(deps, tenant, datetime.now(UTC))
+    except Exception as exc:
+        log.warning("the token budget could not be checked (%s: %s); answering",
+                    type(exc).__name__, exc)
+        return None
