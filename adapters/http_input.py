@@ -61,38 +61,31 @@ def decode_utf8(raw: bytes) -> str:
         raise BadInput(400, f"the body is not valid UTF-8 (byte {exc.start})") from None
 
 
-def _depth(text: str) -> int:
-    """How deeply brackets nest, ignoring brackets inside strings (a cheap pre-check so
-    the parser never recurses near the interpreter's limit)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+def _depth(value: object) -> int:
+    """How deeply a parsed JSON value nests; walks containers, not characters, so it
+    costs little next to the parse itself."""
+    deepest, level = 0, [value]
+    while level:
+        deepest += 1
+        level = [child for v in level if isinstance(v, dict | list)
+                 for child in (v.values() if isinstance(v, dict) else v)]
+    return deepest - 1
 
 
 def parse_json_object(text: str, what: str = "the body") -> dict[str, Any]:
-    """A JSON object, or ``BadInput`` saying what is wrong with it."""
-    if _depth(text) > MAX_JSON_DEPTH:
-        raise BadInput(400, f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    """A JSON object, or ``BadInput`` saying what is wrong with it. Nesting beyond
+    ``MAX_JSON_DEPTH`` is refused; nesting deep enough to exhaust the parser's recursion
+    (``RecursionError``) is refused with the same message."""
+    too_deep = BadInput(400, f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not JSON"
         raise BadInput(400, f"{what} is not valid JSON: {detail}") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
     if not isinstance(value, dict):
         raise BadInput(400, f"{what} must be a JSON object, not {type(value).__name__}")
     return value
@@ -103,9 +96,17 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 
 def header_bytes(value: str) -> bytes:
-    """A header value as the bytes the client sent (aiohttp decodes undecodable bytes
-    as surrogates), safe to give to ``hmac.compare_digest``."""
-    return value.encode("utf-8", "surrogateescape")
+    """Untrusted text (a header, a token from a JSON body) as bytes that
+    ``hmac.compare_digest`` accepts. Any surrogate is encoded rather than refused:
+    aiohttp decodes undecodable header bytes to surrogates, and JSON can carry lone
+    ones (``"\\ud800"``), either of which made ``str.encode`` raise."""
+    return value.encode("utf-8", "surrogatepass")
+
+
+def bearer_token(request: web.Request) -> str:
+    """The token of an ``Authorization: Bearer …`` header, or "" without one."""
+    header = request.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
 
 
 class _ClientGone(Exception):

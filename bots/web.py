@@ -20,7 +20,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from adapters.admin_api.routes import AdminApi
-from adapters.http_input import MAX_BODY_BYTES, header_bytes, input_errors, install_log_filter
+from adapters.http_input import (
+    MAX_BODY_BYTES,
+    bearer_token,
+    header_bytes,
+    input_errors,
+    install_log_filter,
+)
 from adapters.slack.app import SlackAdapter
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
 from adapters.slack.routes import mount as mount_slack
@@ -71,8 +77,7 @@ def is_operator(request: web.Request) -> bool:
     the public's requests."""
     token = request.app[SERVICES].settings.operator_token
     if token:
-        header = request.headers.get("Authorization", "")
-        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        given = bearer_token(request)
         return bool(given) and hmac.compare_digest(header_bytes(given), token.encode())
     try:
         return ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback

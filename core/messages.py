@@ -76,11 +76,12 @@ class InboundMessage:
     ``platform_message_id`` must be stable across redeliveries of the same event: it is
     the dedupe key.
 
-    ``tenant_id`` is set by an adapter that decided the tenant from what it authenticated
-    (the Slack app whose secret verified the request and the installation bolt
-    authorized): the engine then takes that tenant and never looks at the binding, so no
-    later field of a payload can move the message to another tenant. Left empty, the
-    engine resolves the binding.
+    ``tenant_id`` is the tenant as the adapter decided it at its edge, from what it
+    authenticated (Slack: the app whose secret verified the request and the installation
+    bolt authorized; Discord: the guild; the widget: the key whose origin was checked;
+    the terminal: its command line). The engine takes it and never looks at the binding,
+    so no later field of a payload can move the message to another tenant. Left empty
+    (tests of the registry's resolution), the engine resolves the binding.
     """
 
     binding: Binding

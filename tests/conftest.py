@@ -33,6 +33,7 @@ from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry
 from core.usage import UsageLedger
 from tests.fakes.openai_server import FakeOpenAI, start_fake_openai
+from tests.fakes.slack_api import FakeSlack, start_fake_slack
 from tests.servers import ServerProcess, start_mongo_wire, start_redis
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -75,6 +76,15 @@ async def state(request: pytest.FixtureRequest) -> AsyncIterator[SharedState]:
     redis_state = RedisState(server.url, prefix=f"t{uuid.uuid4().hex[:8]}:")
     yield redis_state
     await redis_state.close()
+
+
+@pytest.fixture(scope="module")
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """A Slack Web API stand-in for one test module (its calls and threads recorded)."""
+    fake = FakeSlack()
+    runner = await start_fake_slack(fake)
+    yield fake
+    await runner.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI, start_fake_openai
-from tests.fakes.slack_api import FakeSlack, start_fake_slack
+from tests.fakes.slack_api import FakeSlack
 from tests.servers import ServerProcess, start_mongo_wire, start_switchboard
 from tests.test_slack_events import ROOT, SECRET, mention, post, signed
 
@@ -33,21 +33,13 @@ async def slow_llm() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    runner = await start_fake_slack(fake)
-    yield fake
-    await runner.cleanup()
-
-
-@pytest.fixture(scope="module")
 def mongo() -> Iterator[ServerProcess]:
     server = start_mongo_wire()
     yield server
     server.stop()
 
 
-def _env(home: Path, slack: FakeSlack, llm: FakeOpenAI, mongo: ServerProcess
+def _env(home: Path, fake_slack: FakeSlack, llm: FakeOpenAI, mongo: ServerProcess
          ) -> dict[str, str]:
     tenants = home / "tenants"
     tenants.mkdir(exist_ok=True)
@@ -57,24 +49,24 @@ def _env(home: Path, slack: FakeSlack, llm: FakeOpenAI, mongo: ServerProcess
         '[slack]\nteam_ids = ["T0ACME"]\nbot_token_env = "ACME_SLACK_BOT_TOKEN"\n')
     return {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
             "SWITCHBOARD_DATA_DIR": str(home / "var"), "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.url, "ACME_SLACK_BOT_TOKEN": "xoxb-acme",
+            "SLACK_API_URL": fake_slack.url, "ACME_SLACK_BOT_TOKEN": "xoxb-acme",
             "OPENAI_API_KEY": "sk-test-not-real", "OPENAI_BASE_URL": llm.url,
             "MONGODB_URI": mongo.url.replace("/?", "/crash?"), "HF_HUB_OFFLINE": "1"}
 
 
-def answered(slack: FakeSlack, ts: str, since: int = 0) -> bool:
+def answered(fake_slack: FakeSlack, ts: str, since: int = 0) -> bool:
     """A complete answer to the question asked in thread ``ts`` was posted or edited in
     (the fake model echoes the question, and the question names the thread)."""
     return any(c.method in ("chat.postMessage", "chat.update")
                and f"question {ts}" in str(c.payload.get("text", ""))
                and "(model gpt-4o-mini)" in str(c.payload.get("text", ""))
-               for c in slack.calls[since:])
+               for c in fake_slack.calls[since:])
 
 
 async def test_turns_in_flight_when_the_process_is_killed_are_answered_after_restart(
-        slow_llm: FakeOpenAI, slack: FakeSlack, mongo: ServerProcess,
+        slow_llm: FakeOpenAI, fake_slack: FakeSlack, mongo: ServerProcess,
         tmp_path: Path) -> None:
-    env = _env(tmp_path, slack, slow_llm, mongo)
+    env = _env(tmp_path, fake_slack, slow_llm, mongo)
     base, process = start_switchboard(env, ROOT, tmp_path / "serve-1.log")
     stamps = [f"1763810000.{n:06d}" for n in range(IN_FLIGHT)]
     try:
@@ -89,16 +81,16 @@ async def test_turns_in_flight_when_the_process_is_killed_are_answered_after_res
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    assert not any(answered(slack, ts) for ts in stamps), \
+    assert not any(answered(fake_slack, ts) for ts in stamps), \
         "a turn finished before the kill: the test would prove nothing"
 
-    since = len(slack.calls)
+    since = len(fake_slack.calls)
     base, process = start_switchboard(env, ROOT, tmp_path / "serve-2.log")
     try:
         deadline = time.monotonic() + 60
         missing = set(stamps)
         while missing and time.monotonic() < deadline:
-            missing = {ts for ts in missing if not answered(slack, ts, since)}
+            missing = {ts for ts in missing if not answered(fake_slack, ts, since)}
             await asyncio.sleep(0.1)
         assert missing == set(), f"{len(missing)} of {IN_FLIGHT} turns were never answered"
         assert "replayed a turn interrupted by the last stop" in \

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,20 +18,12 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.fakes.slack_api import FakeSlack, start_fake_slack
+from tests.fakes.slack_api import FakeSlack
 from tests.servers import ServerProcess, start_redis, start_switchboard
 from tests.test_slack_events import ROOT, SECRET, mention, post, replies, signed
 
 ORIGIN = "https://outage.example"
 DURING = 8
-
-
-@pytest.fixture(scope="module")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    runner = await start_fake_slack(fake)
-    yield fake
-    await runner.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +34,7 @@ def redis() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def served(slack: FakeSlack, redis: ServerProcess, mongo_uri: str,
+def served(fake_slack: FakeSlack, redis: ServerProcess, mongo_uri: str,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("served-outage")
     tenants = home / "tenants"
@@ -55,7 +47,7 @@ def served(slack: FakeSlack, redis: ServerProcess, mongo_uri: str,
     split = urlsplit(mongo_uri)
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "HF_HUB_OFFLINE": "1",
-           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url,
+           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.url,
            "ACME_SLACK_BOT_TOKEN": "xoxb-acme", "REDIS_URL": redis.url,
            "MONGODB_URI": f"{split.scheme}://{split.netloc}/outage_{uuid.uuid4().hex[:8]}"}
     base, process = start_switchboard(env, ROOT, home / "serve.log")
@@ -74,7 +66,7 @@ async def widget_reply(ws: aiohttp.ClientWebSocketResponse, text: str) -> dict[s
 
 
 async def test_serve_answers_slack_and_the_widget_while_redis_is_down(
-        served: tuple[str, Path], slack: FakeSlack, redis: ServerProcess) -> None:
+        served: tuple[str, Path], fake_slack: FakeSlack, redis: ServerProcess) -> None:
     base, log = served
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(
@@ -91,7 +83,7 @@ async def test_serve_answers_slack_and_the_widget_while_redis_is_down(
             status, _ = await post(base, *signed(mention("T0ACME", ts)))
             assert status == 200
             widget.append(await widget_reply(ws, f"during the outage {ts}"))
-        slack_answers = [await replies(slack, ts, 1, wait_s=20) for ts in stamps]
+        slack_answers = [await replies(fake_slack, ts, 1, wait_s=20) for ts in stamps]
         await asyncio.to_thread(redis.restart)
 
         assert [e["type"] for e in widget] == ["reply"] * DURING, widget

@@ -38,6 +38,7 @@ BODIES = [
     b'{"type": "event_callback", "event": "not an object"}', b'{"key": 1e999999}',
     b"payload=%FF%FE", b"payload=%5B1%5D", b"payload=" + b"%7B" * 3000, b"a=b&a=c&=&&",
     b'{"key": "pk_fuzz_1", "token": "\\u00e9\\u0000", "user_id": "x", "user_hmac": "\\u00e9"}',
+    b'{"key": "pk_fuzz_1", "token": "\\ud800.x", "user_id": "\\ud800", "user_hmac": "\\udfff"}',
     b'{"key": "pk_fuzz_1", "token": "t", "frame": {"type": "message", "text": " ",'
     b' "client_id": "abcdef"}}',
     b'{"query": "' + b"x" * 5000 + b'", "top_k": -1}', b'{"source": "http://[::1"}',

@@ -16,7 +16,6 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -26,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.stores.mongo_client import MongoConnection
-from tests.fakes.slack_api import FakeSlack, start_fake_slack
+from tests.fakes.slack_api import FakeSlack
 from tests.servers import start_switchboard
 from tests.test_slack_events import ROOT, SECRET, mention, post, replies, signed
 
@@ -36,20 +35,12 @@ _serial = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeSlack]:
-    slack = FakeSlack()
-    runner = await start_fake_slack(slack)
-    yield slack
-    await runner.cleanup()
-
-
-@pytest.fixture(scope="module")
 def database(mongo_uri: str) -> str:
     return f"slack_authority_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
-def served(fake: FakeSlack, mongo_uri: str, database: str,
+def served(fake_slack: FakeSlack, mongo_uri: str, database: str,
            tmp_path_factory: pytest.TempPathFactory) -> Any:
     home = tmp_path_factory.mktemp("slack-authority")
     tenants = home / "tenants"
@@ -65,7 +56,7 @@ def served(fake: FakeSlack, mongo_uri: str, database: str,
     split = urlsplit(mongo_uri)
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_API_URL": fake.url, "MONGODB_URI": f"{split.scheme}://{split.netloc}/{database}",
+           "SLACK_API_URL": fake_slack.url, "MONGODB_URI": f"{split.scheme}://{split.netloc}/{database}",
            "ACME_SLACK_BOT_TOKEN": "xoxb-acme", "UMBRELLA_SLACK_BOT_TOKEN": "xoxb-umbrella",
            "UMBRELLA_SLACK_SIGNING_SECRET": OWN_SECRET, "HF_HUB_OFFLINE": "1"}
     base, process = start_switchboard(env, ROOT, home / "serve.log")
@@ -79,7 +70,7 @@ def _team_field(style: str, team: str) -> Any:
 
 
 @st.composite
-def disagreeing_bodies(draw: st.DrawFn, fake: FakeSlack) -> tuple[str, bytes, str]:
+def disagreeing_bodies(draw: st.DrawFn, fake_slack: FakeSlack) -> tuple[str, bytes, str]:
     """A body of a random kind whose team fields name random, disagreeing workspaces.
 
     Returns (kind, raw body, content type).
@@ -115,7 +106,7 @@ def disagreeing_bodies(draw: st.DrawFn, fake: FakeSlack) -> tuple[str, bytes, st
                   "text": draw(st.sampled_from(["whoami", "forget me", "stats", "sources"])),
                   "team_id": team(), "enterprise_id": team(), "channel_id": "C0SHARED",
                   "user_id": user, "trigger_id": f"auth{n}",
-                  "response_url": f"{fake.url.removesuffix('/api/')}/responses/auth{n}"}
+                  "response_url": f"{fake_slack.url.removesuffix('/api/')}/responses/auth{n}"}
         return kind, urlencode(fields).encode(), "application/x-www-form-urlencoded"
     payload: dict[str, Any] = {
         "type": "block_actions" if kind == "action" else "message_action",
@@ -158,21 +149,21 @@ async def _stored_tenants(mongo_uri: str, database: str) -> dict[str, int]:
 
 
 async def test_randomized_bodies_signed_by_one_tenants_app_never_act_for_another(
-        served: str, fake: FakeSlack, mongo_uri: str, database: str) -> None:
+        served: str, fake_slack: FakeSlack, mongo_uri: str, database: str) -> None:
     # Acme's own history, through the shared app, which a forged /forget must not touch.
     await post(served, *signed(mention("T0ACME", "1763799999.000001")))
-    assert len(await replies(fake, "1763799999.000001", 1)) == 1
+    assert len(await replies(fake_slack, "1763799999.000001", 1)) == 1
     deadline = time.monotonic() + 10
     while (await _stored_tenants(mongo_uri, database)).get("acme", 0) < 2:
         assert time.monotonic() < deadline, "acme's turn was not stored"
         await asyncio.sleep(0.1)
     acme_before = (await _stored_tenants(mongo_uri, database))["acme"]
-    calls_before = len(fake.calls)
+    calls_before = len(fake_slack.calls)
     bodies: list[tuple[str, bytes, str]] = []
 
     @settings(max_examples=80, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(disagreeing_bodies(fake))
+    @given(disagreeing_bodies(fake_slack))
     def collect(example: tuple[str, bytes, str]) -> None:
         bodies.append(example)
 
@@ -188,11 +179,11 @@ async def test_randomized_bodies_signed_by_one_tenants_app_never_act_for_another
 
     assert len(sent) >= 60
     await asyncio.sleep(2.0)  # let acked work finish
-    acted = fake.calls[calls_before:]
+    acted = fake_slack.calls[calls_before:]
     assert acted, "no request was acted on at all: the test would prove nothing"
     foreign = [c for c in acted if c.token and c.token != "xoxb-umbrella"]
     assert foreign == [], f"acted with another tenant's token: {foreign[:3]}"
-    answered = [r for r in fake.responses if "/responses/auth" in r["path"]]
+    answered = [r for r in fake_slack.responses if "/responses/auth" in r["path"]]
     assert all("acme" not in r.get("text", "").lower() for r in answered), answered
     stored = await _stored_tenants(mongo_uri, database)
     assert set(stored) <= {"acme", "umbrella"}
@@ -200,7 +191,7 @@ async def test_randomized_bodies_signed_by_one_tenants_app_never_act_for_another
 
 
 async def test_a_forged_team_id_in_an_authorized_body_stays_with_the_signer(
-        served: str, fake: FakeSlack, mongo_uri: str, database: str) -> None:
+        served: str, fake_slack: FakeSlack, mongo_uri: str, database: str) -> None:
     """The exact attack the probe found: umbrella's app, umbrella's workspace authorized,
     acme named in ``team_id``, ``event.team`` and ``user.team_id``."""
     ts = "1763798888.000001"
@@ -213,7 +204,7 @@ async def test_a_forged_team_id_in_an_authorized_body_stays_with_the_signer(
             f"{served}/slack/events/umbrella", data=raw,
             headers=_sign(raw, "application/json", OWN_SECRET)) as answer:
         assert answer.status == 200
-    [reply] = await replies(fake, ts, 1)
+    [reply] = await replies(fake_slack, ts, 1)
     assert reply.token == "xoxb-umbrella"
     connection = MongoConnection(mongo_uri, database=database)
     try:
@@ -228,7 +219,7 @@ async def test_a_forged_team_id_in_an_authorized_body_stays_with_the_signer(
 
 
 async def test_slack_connect_people_from_other_orgs_are_not_answered_by_default(
-        served: str, fake: FakeSlack) -> None:
+        served: str, fake_slack: FakeSlack) -> None:
     async def shared_mention(ts: str, user_team: str) -> None:
         body = {"type": "event_callback", "team_id": "T0UMB", "event_id": f"Ev{ts}",
                 "is_ext_shared_channel": True,
@@ -244,5 +235,5 @@ async def test_slack_connect_people_from_other_orgs_are_not_answered_by_default(
 
     await shared_mention("1763797777.000001", "T0OTHERORG")
     await shared_mention("1763797777.000002", "T0UMB")
-    assert len(await replies(fake, "1763797777.000002", 1)) == 1
-    assert await replies(fake, "1763797777.000001", 1, wait_s=0.5) == []
+    assert len(await replies(fake_slack, "1763797777.000002", 1)) == 1
+    assert await replies(fake_slack, "1763797777.000001", 1, wait_s=0.5) == []

@@ -14,7 +14,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.slack_api import FakeSlack, start_fake_slack
+from tests.fakes.slack_api import FakeSlack
 from tests.servers import start_switchboard
 from tests.test_slack_events import ROOT, SECRET, mention, post, signed
 
@@ -44,22 +44,14 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    runner = await start_fake_slack(fake)
-    yield fake
-    await runner.cleanup()
-
-
-@pytest.fixture(scope="module")
-def served(slack: FakeSlack, mongo_uri: str,
+def served(fake_slack: FakeSlack, mongo_uri: str,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("isolation")
     tenants = home / "tenants"
     tenants.mkdir()
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "HF_HUB_OFFLINE": "1",
-           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url,
+           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.url,
            "MONGODB_URI": f"{urlsplit(mongo_uri).scheme}://{urlsplit(mongo_uri).netloc}/"
                           f"iso_{uuid.uuid4().hex[:8]}"}
     for tenant, facts in TENANTS.items():
@@ -127,15 +119,15 @@ async def ask_api(base: str, session: aiohttp.ClientSession, tenant: str,
         return json.dumps(await r.json())
 
 
-async def ask_slack(base: str, slack: FakeSlack, tenant: str, question: str) -> str:
+async def ask_slack(base: str, fake_slack: FakeSlack, tenant: str, question: str) -> str:
     ts = f"1763820000.{next(_ids):06d}"
     body = mention(TENANTS[tenant]["team"], ts, f"<@U0BOT> {question}")
     status, _ = await post(base, *signed(body))
     assert status == 200
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        posted = {m["ts"] for m in slack.threads.get(("C0GENERAL", ts), [])}
-        calls = [c for c in slack.calls
+        posted = {m["ts"] for m in fake_slack.threads.get(("C0GENERAL", ts), [])}
+        calls = [c for c in fake_slack.calls
                  if (c.method == "chat.postMessage" and c.payload.get("thread_ts") == ts)
                  or (c.method == "chat.update" and c.payload.get("ts") in posted)]
         if any(c.payload.get("blocks") for c in calls):  # the final reply has blocks
@@ -171,7 +163,7 @@ class WidgetTab:
 
 
 async def test_randomized_questions_never_get_another_tenants_documents(
-        served: str, slack: FakeSlack) -> None:
+        served: str, fake_slack: FakeSlack) -> None:
     drawn: list[tuple[str, str, str]] = []
 
     @settings(max_examples=QUESTIONS, deadline=None, database=None,
@@ -194,7 +186,7 @@ async def test_randomized_questions_never_get_another_tenants_documents(
                 if channel == "api":
                     text = await ask_api(served, session, tenant, question)
                 elif channel == "slack":
-                    text = await ask_slack(served, slack, tenant, question)
+                    text = await ask_slack(served, fake_slack, tenant, question)
                 else:
                     text = await tabs[tenant][index % 4].ask(question)
             answered.append((channel, tenant, question, text))

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.admin_api import models as m
 from adapters.admin_api.openapi import openapi_document
-from adapters.http_input import BadInput, header_bytes, read_json_object
+from adapters.http_input import BadInput, bearer_token, header_bytes, read_json_object
 from core.engine import Engine
 from core.knowledge.base import SearchFilters
 from core.knowledge.models import SourceDocument
@@ -97,8 +97,7 @@ class AdminApi:
 
     def _tenant(self, request: web.Request) -> TenantConfig:
         tenant_id = request.match_info["tenant"]
-        header = request.headers.get("Authorization", "")
-        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        given = bearer_token(request)
         try:
             tenant = self._engine.tenant(tenant_id)
         except UnknownTenant:

@@ -89,7 +89,7 @@ class DiscordAdapter:
             return None
         if not isinstance(channel, discord.abc.Messageable):
             return None
-        return ChannelSink(channel, min_interval_s=self._interval, bot=self._only or "")
+        return ChannelSink(channel, min_interval_s=self._interval, bot=self.bot_key)
 
     # -- tenants -------------------------------------------------------------------------
 
@@ -197,7 +197,7 @@ class DiscordAdapter:
             platform_message_id=str(message.id), received_at=message.created_at)
         await self._deliver(inbound, ChannelSink(target, reference=reference,
                                                  min_interval_s=self._interval,
-                                                 bot=self._only or ""))
+                                                 bot=self.bot_key))
 
     async def _deliver(self, message: InboundMessage, sink: ChannelSink) -> None:
         try:
@@ -233,7 +233,7 @@ class DiscordAdapter:
         reply_id = int(removed[1]) if removed[1].isdigit() else None
         await self._deliver(message, ChannelSink(channel, reply_id=reply_id,
                                                  min_interval_s=self._interval,
-                                                 bot=self._only or ""))
+                                                 bot=self.bot_key))
 
     async def on_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         """A deleted question leaves the session, and its answer is deleted."""
@@ -304,7 +304,7 @@ class DiscordAdapter:
                     text=question, platform_message_id=base.platform_message_id)
                 await self._deliver(message, ChannelSink(channel,
                                                          min_interval_s=self._interval,
-                                                         bot=self._only or ""))
+                                                         bot=self.bot_key))
 
 
 def _rating(value: str) -> Rating:

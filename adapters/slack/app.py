@@ -1,13 +1,13 @@
 """The Slack app: slack-bolt's AsyncApp behind ``POST /slack/events``.
 
-Bolt verifies every request's signature (and its 5-minute replay window) before anything
-else, answers ``url_verification``, and acknowledges events before the listeners run, so
+Every request's signature (and its 5-minute replay window) is verified on the raw bytes
+before bolt sees it (``routes.dispatch``, ``envelope.verify``). Bolt answers
+``url_verification``, and acknowledges events before the listeners run, so
 Slack gets its 200 well inside 3 s. ``authorize`` is the one place a workspace becomes
 a tenant (``adapters/slack/authority.py``): the authorized workspace must be bound in a
 tenant file, and the tenant decided there travels on every message the listeners build;
-no other field of the body is consulted. The bot token is the OAuth installation's
-(encrypted in MongoDB) or the one the tenant file names in ``slack.bot_token_env``. An
-unknown team is refused and logged.
+no other field of the body is consulted. The bot token comes from
+``adapters/slack/credentials.py``. An unknown team is refused and logged.
 
 A tenant may bring its own Slack app: its events arrive at ``/slack/events/<tenant>``,
 signed with the secret named by ``slack.signing_secret_env``, and are accepted only for
@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +36,7 @@ from adapters.slack.authority import (
     is_external_actor,
     is_external_clicker,
 )
+from adapters.slack.credentials import SlackCredentials
 from adapters.slack.delivery import SlackThreadSink, web_client
 from adapters.slack.files import FILE_ID, shared_file, wants_ingest, with_fetch
 from adapters.slack.inbound import clean_text, deleted, edited, mentions, to_inbound
@@ -44,15 +44,12 @@ from adapters.slack.render import render
 from core.engine import Engine
 from core.feedback import Rating
 from core.messages import Attachment, Author, CommandCall, InboundMessage
-from core.observability.logging import register_secret
 from core.replies import Reply
-from core.stores.mongo_installations import Installation, MongoInstallationStore
+from core.stores.mongo_installations import MongoInstallationStore
 from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry, UnknownTenant
-from core.token_cipher import TokenDecryptError
 
 log = logging.getLogger("switchboard.slack")
-INSTALL_CACHE_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +87,7 @@ class SlackAdapter:
         self._engine = engine
         self._tenants = tenants
         self._api_url = api_url
-        self._installations = installations
-        self._bot_users: dict[str, tuple[str, str]] = {}
-        self._installed: dict[str, tuple[float, Installation | None]] = {}
+        self._credentials = SlackCredentials(api_url, installations)
         self._own: dict[str, SignedApp] = {}
         self.shared = SignedApp(signing_secret, self._build(signing_secret, None)) \
             if signing_secret else None
@@ -114,7 +109,7 @@ class SlackAdapter:
         return cached
 
     def forget_installation(self, team_id: str) -> None:
-        self._installed.pop(team_id, None)
+        self._credentials.forget(team_id)
 
     def _build(self, signing_secret: str, only_tenant: str | None) -> AsyncApp:
         """One bolt app and its listeners. Bolt injects arguments by parameter name, so
@@ -150,7 +145,10 @@ class SlackAdapter:
             workspace = str(context.get("team_id") or context.get("enterprise_id") or "")
             await self._on_uninstall(body, workspace, only_tenant)
 
-        app = AsyncApp(signing_secret=signing_secret,
+        # Requests reach bolt only through ``routes.dispatch``, which has verified the
+        # signature on the raw bytes (``envelope.verify``); bolt's own check of the same
+        # HMAC over the decoded text would be the second one per request.
+        app = AsyncApp(signing_secret=signing_secret, request_verification_enabled=False,
                        authorize=authorize,  # type: ignore[arg-type]  # None = refused
                        client=web_client("", self._api_url), process_before_response=False,
                        logger=logging.getLogger("switchboard.slack.bolt"))
@@ -173,28 +171,14 @@ class SlackAdapter:
                 "team_id": team_id or "", "enterprise_id": enterprise_id or "",
                 "channel": "slack", **({"tenant": only_tenant} if only_tenant else {})})
             return None
-        tenant, workspace = authority.tenant, authority.workspace
-        installation = await self._installation(workspace) if only_tenant is None else None
-        if installation is not None:
-            context[CONTEXT_KEY] = authority
-            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
-                                   bot_token=installation.bot_token,
-                                   bot_user_id=installation.bot_user_id,
-                                   bot_id=installation.bot_id)
-        env = tenant.slack.bot_token_env
-        token = os.environ.get(env, "") if env else ""
-        if not token:
-            log.error("no Slack bot token for this workspace: install the app through "
-                      "/slack/install or set the variable named by slack.bot_token_env",
-                      extra={"tenant": tenant.id, "team_id": workspace, "channel": "slack"})
+        credentials = await self._credentials.for_authority(authority)
+        if credentials is None:
             return None
-        if token not in self._bot_users:
-            who = await web_client(token, self._api_url).auth_test()
-            self._bot_users[token] = (str(who["user_id"]), str(who.get("bot_id", "")))
-        user_id, bot_id = self._bot_users[token]
         context[CONTEXT_KEY] = authority
-        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token,
-                               bot_user_id=user_id, bot_id=bot_id)
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
+                               bot_token=credentials.token,
+                               bot_user_id=credentials.bot_user_id,
+                               bot_id=credentials.bot_id)
 
     @staticmethod
     def _sink(client: AsyncWebClient, authority: SlackAuthority, channel: str,
@@ -212,42 +196,13 @@ class SlackAdapter:
             return None
         authority = SlackAuthority(tenant, str(address.get("workspace", "")),
                                    own_app=bool(address.get("own_app")))
-        token = await self._token(authority)
-        if token is None:
+        credentials = await self._credentials.for_authority(authority)
+        if credentials is None:
             return None
         return SlackThreadSink(
-            web_client(token, self._api_url), str(address.get("channel", "")),
+            web_client(credentials.token, self._api_url), str(address.get("channel", "")),
             str(address.get("thread_ts", "")), str(address.get("user", "")),
             address=dict(address), resume_existing=True)
-
-    async def _token(self, authority: SlackAuthority) -> str | None:
-        installation = None if authority.own_app else \
-            await self._installation(authority.workspace)
-        if installation is not None:
-            return installation.bot_token
-        env = authority.tenant.slack.bot_token_env
-        return (os.environ.get(env, "") if env else "") or None
-
-    async def _installation(self, team_id: str) -> Installation | None:
-        """The OAuth installation of a workspace, cached briefly in this process (an
-        uninstall seen by another worker reaches this one within the TTL)."""
-        if self._installations is None:
-            return None
-        cached = self._installed.get(team_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        try:
-            installation = await self._installations.find("slack", team_id)
-        except TokenDecryptError:
-            log.error("the stored Slack token cannot be decrypted (was "
-                      "SLACK_TOKEN_ENCRYPTION_KEY changed?); reinstall the app",
-                      extra={"team_id": team_id, "channel": "slack"})
-            installation = None
-        if installation is not None:
-            register_secret(installation.bot_token)
-        self._installed[team_id] = (now + INSTALL_CACHE_S, installation)
-        return installation
 
     async def _on_uninstall(self, body: dict[str, Any], team: str,
                             only_tenant: str | None) -> None:
@@ -257,8 +212,9 @@ class SlackAdapter:
         if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
             return
         removed = False
-        if only_tenant is None and self._installations is not None:
-            removed = await self._installations.delete("slack", team)
+        installations = self._credentials.installations
+        if only_tenant is None and installations is not None:
+            removed = await installations.delete("slack", team)
         self.forget_installation(team)
         log.warning("Slack app %s in workspace %s", "uninstalled" if
                     event.get("type") == "app_uninstalled" else "tokens revoked", team,

@@ -45,6 +45,10 @@ class SlackAuthority:
     def binding(self) -> Binding:
         return Binding("slack", self.workspace)
 
+    def owns(self, team_or_org: object) -> bool:
+        """Whether a team or org id is this tenant's (the authorized one or a bound one)."""
+        return team_or_org == self.workspace or team_or_org in self.tenant.slack.team_ids
+
 
 class RefusedWorkspace(LookupError):
     """The authorized workspace belongs to no tenant, or to another tenant than the app
@@ -88,12 +92,11 @@ def is_external_actor(body: Mapping[str, Any], context: Mapping[str, Any],
     """
     if body.get("is_ext_shared_channel") is not True:
         return False
-    own = {authority.workspace, *authority.tenant.slack.team_ids}
     actor_team = context.get("actor_team_id")
     actor_org = context.get("actor_enterprise_id")
     if actor_team is None and actor_org is None:
         return True
-    return actor_team not in own and actor_org not in own
+    return not (authority.owns(actor_team) or authority.owns(actor_org))
 
 
 def is_external_clicker(body: Mapping[str, Any], authority: SlackAuthority) -> bool:
@@ -101,4 +104,4 @@ def is_external_clicker(body: Mapping[str, Any], authority: SlackAuthority) -> b
     interactivity payload names the person's own team in ``user.team_id``."""
     user = body.get("user")
     team = user.get("team_id") if isinstance(user, Mapping) else None
-    return bool(team) and team not in {authority.workspace, *authority.tenant.slack.team_ids}
+    return bool(team) and not authority.owns(team)

@@ -108,10 +108,10 @@ class SlackThreadSink:
         self.address: dict[str, object] = {
             "kind": "slack-thread", "channel": channel, "thread_ts": thread_ts,
             "user": user, "delivery": uuid.uuid4().hex, **(address or {})}
-        self._delivery = str(self.address["delivery"])
-        self._resume = resume_existing
         """Where this sink posts, journaled so a reply interrupted by a crash can be
         posted after the restart (``SlackAdapter.redelivery_sink``)."""
+        self._delivery = str(self.address["delivery"])
+        self._resume = resume_existing
         self._waiting: asyncio.Task[None] | None = None
         self._placeholder_posting = False
         self._only_working = False

@@ -24,7 +24,8 @@ def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None],
           oauth: Callable[[], SlackOAuth | None]) -> None:
 
     async def dispatch(app: SignedApp, request: web.Request) -> web.StreamResponse:
-        """Verify the raw bytes, then check the body's shape, then hand it to bolt."""
+        """Verify the raw bytes, then check the body's shape, then hand it to bolt. This
+        is the only way into a bolt app: bolt's own signature check is off."""
         raw = await read_bytes(request)
         if not verify(app.signing_secret, raw,
                       request.headers.get("X-Slack-Request-Timestamp", ""),

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.http_input import header_bytes
+
 TOKEN_TTL_S = 90 * 24 * 3600
 
 
@@ -62,7 +64,7 @@ class TokenSigner:
         return int(self._clock())  # type: ignore[operator]
 
     def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+        return _b64(hmac.new(self._key, header_bytes(body), hashlib.sha256).digest())
 
     def issue(self, identity: Identity) -> str:
         body = _b64(f"{identity.tenant}|{identity.subject}|{self._now()}".encode())
@@ -70,7 +72,7 @@ class TokenSigner:
 
     def verify(self, token: str, tenant: str) -> Identity:
         body, _, signature = token.partition(".")
-        if not body or not hmac.compare_digest(signature.encode("utf-8", "surrogateescape"),
+        if not body or not hmac.compare_digest(header_bytes(signature),
                                                self._sign(body).encode()):
             raise IdentityError("invalid session token")
         try:
@@ -90,7 +92,7 @@ class TokenSigner:
 
 def user_signature(secret: str, user_id: str) -> str:
     """What the tenant's server computes: hex HMAC-SHA256 of the user id."""
-    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), header_bytes(user_id), hashlib.sha256).hexdigest()
 
 
 def verify_user(secret: str, tenant: str, user_id: str, signature: str) -> Identity:
@@ -99,7 +101,7 @@ def verify_user(secret: str, tenant: str, user_id: str, signature: str) -> Ident
     if not user_id or len(user_id) > 128 or "|" in user_id:
         raise IdentityError("invalid user id")
     if not hmac.compare_digest(user_signature(secret, user_id).encode(),
-                               signature.lower().encode("utf-8", "surrogateescape")):
+                               header_bytes(signature.lower())):
         raise IdentityError("the user signature does not match")
     return Identity(tenant, f"u:{user_id}")
 

@@ -60,11 +60,13 @@ class Engine:
                                   thread: str) -> bool:
         """Whether the conversation has any stored message (a thread the bot is in).
 
-        Waits for a turn of that conversation still being answered, so a follow-up sent
-        right after the first answer appeared — before its turn was stored — is not
-        mistaken for a message in a thread the bot never joined.
+        When nothing is stored yet, waits for a turn of that conversation still being
+        answered, so a follow-up sent right after the first answer appeared — before its
+        turn was stored — is not mistaken for a message in a thread the bot never joined.
         """
         key = ConversationKey(tenant_id, channel, thread)
+        if await self.deps.sessions.recent(key, 1):
+            return True
         try:
             async with self._in_line(key):
                 return bool(await self.deps.sessions.recent(key, 1))
@@ -216,7 +218,7 @@ class Engine:
             await turn.sink.finish(turn.reply)
         except Exception:
             log.exception("could not deliver the apology")
-        if turn.key is not None and not turn.stored and stage not in ("resolve_tenant",):
+        if turn.key is not None and not turn.stored:
             try:
                 await persist_turn(turn, self.deps)
             except Exception:

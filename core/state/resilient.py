@@ -112,21 +112,23 @@ class ResilientState:
 
     @asynccontextmanager
     async def _lock(self, key: str, wait_s: float, lease_s: float) -> AsyncIterator[None]:
-        if not self._skip_primary():
+        """The primary's lock if it can be taken, else this process's; a ``LockTimeout``
+        (the conversation stayed busy) is not an outage and propagates."""
+        async def enter_primary() -> AbstractAsyncContextManager[None] | None:
             held = self._primary.conversation_lock(key, wait_s, lease_s)
+            await held.__aenter__()
+            return held
+
+        async def none() -> AbstractAsyncContextManager[None] | None:
+            return None
+
+        held = await self._call(enter_primary, none)
+        if held is not None:
             try:
-                await held.__aenter__()
-            except LockTimeout:
-                raise
-            except self._errors as exc:
-                self._trip(exc)
-            else:
-                await self._recovered()
-                try:
-                    yield
-                finally:
-                    await held.__aexit__(None, None, None)
-                return
+                yield
+            finally:
+                await held.__aexit__(None, None, None)
+            return
         async with self._fallback.conversation_lock(key, wait_s, lease_s):
             yield
 
@@ -143,9 +145,8 @@ class ResilientState:
                                 lambda: self._fallback.set_int_if_absent(key, value, ttl_s))
 
     async def cache_get(self, key: str) -> str | None:
-        async def miss() -> str | None:
-            return await self._fallback.cache_get(key)
-        return await self._call(lambda: self._primary.cache_get(key), miss)
+        return await self._call(lambda: self._primary.cache_get(key),
+                                lambda: self._fallback.cache_get(key))
 
     async def cache_set(self, key: str, value: str, ttl_s: int) -> None:
         async def local() -> None:

@@ -19,12 +19,17 @@ def test_malformed_origins_match_nothing(origin: str) -> None:
     assert origin_of(origin) == ""
 
 
-@pytest.mark.parametrize("token", ["\u00e9.\u00e9", "abc.\udcff", ".", "x." + "\u2603" * 40])
+@pytest.mark.parametrize("token", ["\u00e9.\u00e9", "abc.\udcff", ".", "x." + "\u2603" * 40,
+                                   "\ud800.x", "ab.\ud800"])
 def test_non_ascii_session_tokens_are_refused_not_crashed(token: str) -> None:
     with pytest.raises(IdentityError):
         TokenSigner(b"k" * 32).verify(token, "acme")
 
 
-def test_a_non_ascii_user_signature_is_refused_not_crashed() -> None:
+@pytest.mark.parametrize(("user_id", "signature"), [("user-1", "\u00e9" * 64),
+                                                    ("user-1", "\ud800" * 64),
+                                                    ("\ud800", "00" * 32)])
+def test_a_non_ascii_user_signature_is_refused_not_crashed(user_id: str,
+                                                           signature: str) -> None:
     with pytest.raises(IdentityError):
-        verify_user("secret", "acme", "user-1", "\u00e9" * 64)
+        verify_user("secret", "acme", user_id, signature)
