@@ -11,10 +11,10 @@ from bots.bootstrap import open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery
 from core.knowledge.index import KnowledgeIndexError
-from core.replies import ReplySink
+from core.turns.chain import Delivery
 
 
-async def _stored_only(address: Mapping[str, Any]) -> ReplySink | None:
+async def _stored_only(address: Mapping[str, Any]) -> Delivery | None:
     """A terminal that was closed cannot be written to: replayed turns are stored."""
     return None
 

@@ -26,7 +26,7 @@ from adapters.discord.bot import DiscordAdapter
 from bots.bootstrap import open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery, Redeliver
-from core.replies import ReplySink
+from core.turns.chain import Delivery
 
 log = logging.getLogger("switchboard.discord")
 SHARD_FROM = 1000
@@ -38,11 +38,11 @@ def _redeliver(adapters: list[DiscordAdapter]) -> Redeliver:
     """Journaled Discord turns go back out through the bot that took them."""
     by_key = {adapter.bot_key: adapter for adapter in adapters}
 
-    async def redeliver(address: Mapping[str, Any]) -> ReplySink | None:
+    async def redeliver(address: Mapping[str, Any]) -> Delivery | None:
         adapter = by_key.get(str(address.get("bot", "")))
         if address.get("kind") != "discord-channel" or adapter is None:
             return None
-        return await adapter.redelivery_sink(dict(address))
+        return await adapter.redelivery(dict(address))
 
     return redeliver
 

@@ -37,10 +37,10 @@ from adapters.widget.server import WidgetAdapter
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery, Redeliver
-from core.replies import ReplySink
 from core.stores.mongo_installations import MongoInstallationStore
 from core.tenants.registry import UnknownTenant
 from core.token_cipher import CipherKeyError, TokenCipher
+from core.turns.chain import Delivery
 
 log = logging.getLogger("switchboard.web")
 
@@ -147,12 +147,12 @@ async def _slack(services: Services, settings: Settings
 def _redeliver(slack: SlackAdapter | None, widget: WidgetAdapter) -> Redeliver:
     """Rebuild the reply sink of a journaled turn from its address, by channel."""
 
-    async def redeliver(address: Mapping[str, Any]) -> ReplySink | None:
+    async def redeliver(address: Mapping[str, Any]) -> Delivery | None:
         kind = address.get("kind")
         if kind == "slack-thread" and slack is not None:
-            return await slack.redelivery_sink(dict(address))
+            return await slack.redelivery(dict(address))
         if kind == "widget":
-            return widget.redelivery_sink(dict(address))
+            return widget.redelivery(dict(address))
         return None
 
     return redeliver

@@ -1,14 +1,15 @@
 """The channel-neutral reply the engine hands back to an adapter.
 
-Text is Markdown; each adapter renders it natively (Block Kit, Discord markdown,
-widget HTML, terminal). Structured parts (citations, follow-ups, actions) travel beside
-the text so a renderer never has to parse them back out.
+A turn's ``FinalReply`` event (``core/turns``) carries one. Text is Markdown; each
+adapter renders it natively (Block Kit, Discord markdown, widget HTML, terminal).
+Structured parts (citations, follow-ups, actions, the tools used) travel beside the text
+so a renderer never has to parse them back out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal
 
 ReplyKind = Literal["answer", "command", "refusal", "apology"]
 
@@ -33,6 +34,15 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A tool the model called for this reply, as the user is shown it."""
+
+    tool: str
+    outcome: str
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     text: str
     kind: ReplyKind = "answer"
@@ -44,6 +54,9 @@ class Reply:
     confidence: float | None = None
     turn_id: str = ""
     model: str = ""
+    tools: tuple[ToolUse, ...] = ()
+    partial: bool = False
+    """The agent loop ran out of budget: the best answer so far, marked as such."""
 
 
 def feedback_actions(turn_id: str) -> tuple[Action, ...]:
@@ -52,56 +65,3 @@ def feedback_actions(turn_id: str) -> tuple[Action, ...]:
         Action(id="feedback_up", label="Helpful", value=turn_id),
         Action(id="feedback_down", label="Not helpful", value=turn_id),
     )
-
-
-class ReplySink(Protocol):
-    """Where the engine delivers one reply: zero or more deltas, then exactly one reply.
-
-    Adapters implement this; a channel that cannot stream may ignore deltas and render
-    only the final reply. ``finish`` always receives the complete text, so an adapter
-    never has to reassemble it from deltas.
-
-    ``working`` is called once the turn is accepted (past dedupe, limits and the
-    conversation lock) and before the slow part starts, so a channel can show that an
-    answer is coming — never for a duplicate or a refused message.
-    """
-
-    async def working(self) -> None: ...
-
-    async def delta(self, text: str) -> None: ...
-
-    async def finish(self, reply: Reply) -> None: ...
-
-
-def address_of(sink: ReplySink) -> dict[str, object]:
-    """Where a sink delivers, as plain data (``{"kind": "slack-thread", ...}``), for
-    sinks that can be rebuilt after a restart; empty for the others. Journaled with each
-    accepted message so a turn interrupted by a crash is answered in the same place."""
-    address = getattr(sink, "address", None)
-    return dict(address) if isinstance(address, dict) else {}
-
-
-def delivered_id(sink: ReplySink) -> str:
-    """The platform id of the delivered reply, for sinks that know it (Slack: its ts).
-
-    Stored with the turn so an edited question can update the same reply later.
-    """
-    return str(getattr(sink, "delivered_id", "") or "")
-
-
-@dataclass(slots=True)
-class CollectingSink:
-    """A sink that keeps everything it was given; the in-memory channel builds on it."""
-
-    deltas: list[str] = field(default_factory=list)
-    replies: list[Reply] = field(default_factory=list)
-    working_signals: int = 0
-
-    async def working(self) -> None:
-        self.working_signals += 1
-
-    async def delta(self, text: str) -> None:
-        self.deltas.append(text)
-
-    async def finish(self, reply: Reply) -> None:
-        self.replies.append(reply)

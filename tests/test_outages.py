@@ -25,11 +25,11 @@ from redis.exceptions import RedisError
 from adapters.memory import MemoryChannel
 from core.engine import EngineSettings
 from core.intake.recovery import Recovery
-from core.replies import ReplySink
 from core.sessions.models import ConversationKey
 from core.state.redis import RedisState
 from core.state.resilient import ResilientState
 from core.stores.mongo_client import MongoConnection
+from core.turns.chain import Delivery
 from tests.conftest import EngineKit, tenant
 from tests.servers import ServerProcess, start_mongo_wire, start_redis
 
@@ -163,7 +163,7 @@ def own_mongo() -> Iterator[ServerProcess]:
     server.stop()
 
 
-async def _stored_only(address: Any) -> ReplySink | None:
+async def _stored_only(address: Any) -> Delivery | None:
     return None
 
 

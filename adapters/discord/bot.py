@@ -26,7 +26,7 @@ from adapters.discord.commands import (
     interaction_call,
     interaction_text,
 )
-from adapters.discord.delivery import ChannelSink, InteractionSink
+from adapters.discord.delivery import ChannelDelivery, InteractionDelivery
 from adapters.discord.render import FEEDBACK_PREFIX, FOLLOW_UP_PREFIX
 from core.engine import Engine
 from core.feedback import Rating
@@ -76,7 +76,7 @@ class DiscordAdapter:
         empty for the shared one."""
         return self._only or ""
 
-    async def redelivery_sink(self, address: dict[str, object]) -> ChannelSink | None:
+    async def redelivery(self, address: dict[str, object]) -> ChannelDelivery | None:
         """A sink for a journaled address, once this bot's gateway session is ready;
         None if the channel is gone or the bot cannot see it any more."""
         try:
@@ -89,7 +89,7 @@ class DiscordAdapter:
             return None
         if not isinstance(channel, discord.abc.Messageable):
             return None
-        return ChannelSink(channel, min_interval_s=self._interval, bot=self.bot_key)
+        return ChannelDelivery(channel, min_interval_s=self._interval, bot=self.bot_key)
 
     # -- tenants -------------------------------------------------------------------------
 
@@ -195,11 +195,11 @@ class DiscordAdapter:
             thread=str(getattr(target, "id", channel.id)),
             author=self._author(message.author, tenant), text=self._clean(message.content),
             platform_message_id=str(message.id), received_at=message.created_at)
-        await self._deliver(inbound, ChannelSink(target, reference=reference,
+        await self._deliver(inbound, ChannelDelivery(target, reference=reference,
                                                  min_interval_s=self._interval,
                                                  bot=self.bot_key))
 
-    async def _deliver(self, message: InboundMessage, sink: ChannelSink) -> None:
+    async def _deliver(self, message: InboundMessage, sink: ChannelDelivery) -> None:
         try:
             await self._engine.handle(message, sink)
         finally:
@@ -231,7 +231,7 @@ class DiscordAdapter:
         if removed is None:
             return
         reply_id = int(removed[1]) if removed[1].isdigit() else None
-        await self._deliver(message, ChannelSink(channel, reply_id=reply_id,
+        await self._deliver(message, ChannelDelivery(channel, reply_id=reply_id,
                                                  min_interval_s=self._interval,
                                                  bot=self.bot_key))
 
@@ -275,7 +275,7 @@ class DiscordAdapter:
             author=self._author(interaction.user, tenant), text=interaction_text(data),
             platform_message_id=f"interaction:{interaction.id}",
             command=interaction_call(data))
-        await self._engine.handle(message, InteractionSink(interaction))
+        await self._engine.handle(message, InteractionDelivery(interaction))
 
     async def _button(self, interaction: discord.Interaction, tenant: TenantConfig) -> None:
         data: dict[str, Any] = dict(interaction.data or {})
@@ -302,7 +302,7 @@ class DiscordAdapter:
                     binding=base.binding, tenant_id=base.tenant_id, thread=base.thread,
                     author=base.author,
                     text=question, platform_message_id=base.platform_message_id)
-                await self._deliver(message, ChannelSink(channel,
+                await self._deliver(message, ChannelDelivery(channel,
                                                          min_interval_s=self._interval,
                                                          bot=self.bot_key))
 

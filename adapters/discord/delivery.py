@@ -20,13 +20,23 @@ import discord
 from adapters.discord.render import render
 from adapters.pacing import PacedText
 from core.replies import Reply
+from core.turns.events import (
+    NOTHING,
+    FinalReply,
+    Receipt,
+    TextDelta,
+    ToolCalled,
+    ToolReturned,
+    TurnEvent,
+    TurnFailed,
+)
 
 log = logging.getLogger("switchboard.discord")
 PREVIEW_LIMIT = 1990
 """Discord's 2,000-character message limit, less the cursor and a margin."""
 
 
-class ChannelSink:
+class ChannelDelivery:
     def __init__(self, channel: discord.abc.Messageable, *,
                  reference: discord.Message | None = None, min_interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
@@ -36,10 +46,11 @@ class ChannelSink:
             "kind": "discord-channel", "channel_id": str(getattr(channel, "id", "")),
             "bot": bot}
         """Where this sink posts, journaled so a reply a crash interrupted is posted
-        after the restart (``DiscordAdapter.redelivery_sink``); ``bot`` names the
+        after the restart (``DiscordAdapter.redelivery``); ``bot`` names the
         tenant whose own bot posts, empty for the shared bot."""
         self._reference = reference
         self._pace = PacedText(min_interval_s, clock)
+        self._tool_line = ""
         self._message: discord.Message | discord.PartialMessage | None = None
         if reply_id is not None and hasattr(channel, "get_partial_message"):
             self._message = channel.get_partial_message(reply_id)
@@ -69,23 +80,50 @@ class ChannelSink:
             return {}
         return {"reference": self._reference, "mention_author": False}
 
-    async def working(self) -> None:
-        return None  # typing starts as soon as the message arrives
+    async def deliver(self, event: TurnEvent) -> Receipt:
+        """Every turn event, rendered in the channel: typing from the start (it began
+        when the message arrived), text streamed into one message edited about once a
+        second, a subtext line while a tool runs, then the final messages."""
+        match event:
+            case TextDelta(text=text):
+                await self.delta(text)
+            case ToolCalled(tool=tool, label=label):
+                await self._status(f"-# 🔧 {label or tool}…")
+            case ToolReturned():
+                await self._status("")
+            case FinalReply(reply=reply) | TurnFailed(reply=reply):
+                await self.finish(reply)
+            case _:
+                return NOTHING
+        return Receipt(self.delivered_id)
+
+    def _content(self) -> str:
+        text = self._pace.preview(PREVIEW_LIMIT - len(self._tool_line) - 1, tail=True) \
+            if self._pace.text else ""
+        return "\n".join(t for t in (text, self._tool_line) if t) or "…"
+
+    async def _status(self, line: str) -> None:
+        self._tool_line = line
+        if self._message is None and not line:
+            return
+        await self._show(self._content())
+
+    async def _show(self, content: str) -> None:
+        try:
+            if self._message is None:
+                self._stop_typing()
+                self._message = await self._channel.send(content, **self._reply_to())
+                self.posted.append(self._message.id)
+            else:
+                await self._message.edit(content=content)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("cannot post to Discord channel: %s", exc)
 
     async def delta(self, text: str) -> None:
         if not self._pace.add(text) and self._message is not None:
             return
-        try:
-            if self._message is None:
-                self._stop_typing()
-                self._message = await self._channel.send(self._pace.preview(PREVIEW_LIMIT),
-                                                         **self._reply_to())
-                self.posted.append(self._message.id)
-            else:
-                await self._message.edit(content=self._pace.preview(PREVIEW_LIMIT, tail=True))
-            self._pace.shown()
-        except (discord.Forbidden, discord.NotFound) as exc:
-            log.warning("cannot post to Discord channel: %s", exc)
+        await self._show(self._content())
+        self._pace.shown()
 
     async def finish(self, reply: Reply) -> None:
         self._stop_typing()
@@ -116,17 +154,27 @@ def _extras(embed: discord.Embed | None, view: discord.ui.View | None) -> dict[s
     return extras
 
 
-class InteractionSink:
+class InteractionDelivery:
     """A slash command's answer: the deferred response is edited, longer answers follow."""
+
+    address: dict[str, object] = {}
 
     def __init__(self, interaction: discord.Interaction) -> None:
         self._interaction = interaction
 
-    async def working(self) -> None:
-        return None  # the deferred response already shows "thinking"
-
-    async def delta(self, text: str) -> None:
-        return None
+    async def deliver(self, event: TurnEvent) -> Receipt:
+        """The deferred response shows "thinking" from the start; a running tool edits
+        it to say which; the reply (or the apology) replaces it."""
+        match event:
+            case ToolCalled(tool=tool, label=label):
+                try:
+                    await self._interaction.edit_original_response(
+                        content=f"-# 🔧 {label or tool}…")
+                except discord.HTTPException as exc:
+                    log.warning("could not show the tool in the interaction: %s", exc)
+            case FinalReply(reply=reply) | TurnFailed(reply=reply):
+                await self.finish(reply)
+        return NOTHING
 
     async def finish(self, reply: Reply) -> None:
         messages = render(reply)

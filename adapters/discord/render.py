@@ -1,9 +1,10 @@
 """The engine's reply → Discord messages: content, a sources embed, buttons.
 
 Discord caps content at 2,000 characters, so long answers continue in further messages,
-cut without breaking code fences. Sources become an embed of links on the last message;
-feedback and follow-ups become buttons whose ``custom_id`` carries everything a click
-needs, so they keep working after a restart without any in-memory view.
+cut without breaking code fences. Sources become an embed of links on the last message
+and the tools the model used a subtext line; feedback and follow-ups become buttons
+whose ``custom_id`` carries everything a click needs, so they keep working after a
+restart without any in-memory view.
 """
 
 from __future__ import annotations
@@ -57,8 +58,22 @@ def buttons(reply: Reply) -> discord.ui.View | None:
     return view
 
 
+def tools_line(reply: Reply) -> str:
+    """The tools the model used, as Discord's small grey subtext line."""
+    if not reply.tools:
+        return ""
+    used = " · ".join(f"`{t.tool}`" + (f" ({t.summary})" if t.summary else "")
+                      for t in reply.tools[:10])
+    return f"-# 🔧 {used}"[:300]
+
+
 def render(reply: Reply) -> list[DiscordMessage]:
     pieces = split_markdown(reply.text, CONTENT_LIMIT) or ["…"]
+    line = tools_line(reply)
+    if line and len(pieces[-1]) + len(line) + 1 <= CONTENT_LIMIT:
+        pieces[-1] = f"{pieces[-1]}\n{line}"
+    elif line:
+        pieces.append(line)
     messages = [DiscordMessage(piece) for piece in pieces]
     messages[-1].embed = sources_embed(reply)
     messages[-1].view = buttons(reply)

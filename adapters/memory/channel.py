@@ -1,7 +1,8 @@
 """The in-memory channel adapter: the smallest possible user of the engine.
 
 It owns no platform: a test says who sends what in which thread, and receives exactly
-what a real adapter would render — the streamed deltas and the final reply.
+what a real adapter would render — every turn event, the streamed deltas and the final
+reply.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import dataclass, field
 
 from core.engine import Engine, TurnResult
 from core.messages import Author, Binding, Channel, InboundMessage
-from core.replies import CollectingSink, Reply
+from core.replies import Reply
+from core.turns.collecting import CollectingDelivery
+from core.turns.events import TurnEvent
 
 
 @dataclass(slots=True)
@@ -19,6 +22,7 @@ class Delivery:
     result: TurnResult
     deltas: list[str]
     reply: Reply | None
+    events: list[TurnEvent] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -45,9 +49,10 @@ class MemoryChannel:
             platform_message_id=message_id or f"m{next(self._ids)}")
 
     async def deliver(self, message: InboundMessage) -> Delivery:
-        sink = CollectingSink()
-        result = await self.engine.handle(message, sink)
-        return Delivery(result, sink.deltas, sink.replies[-1] if sink.replies else None)
+        out = CollectingDelivery()
+        result = await self.engine.handle(message, out)
+        return Delivery(result, out.deltas, out.replies[-1] if out.replies else None,
+                        out.events)
 
     async def send(self, text: str, **kwargs: object) -> Delivery:
         return await self.deliver(self.message(text, **kwargs))  # type: ignore[arg-type]

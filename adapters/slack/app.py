@@ -37,7 +37,7 @@ from adapters.slack.authority import (
     is_external_clicker,
 )
 from adapters.slack.credentials import SlackCredentials
-from adapters.slack.delivery import SlackThreadSink, web_client
+from adapters.slack.delivery import SlackThreadDelivery, web_client
 from adapters.slack.files import FILE_ID, shared_file, wants_ingest, with_fetch
 from adapters.slack.inbound import clean_text, deleted, edited, mentions, to_inbound
 from adapters.slack.render import render
@@ -48,6 +48,7 @@ from core.replies import Reply
 from core.stores.mongo_installations import MongoInstallationStore
 from core.tenants.models import TenantConfig
 from core.tenants.registry import TenantRegistry, UnknownTenant
+from core.turns.events import NOTHING, FinalReply, Receipt, TurnEvent, TurnFailed
 
 log = logging.getLogger("switchboard.slack")
 
@@ -61,19 +62,22 @@ class SignedApp:
     bolt: AsyncApp
 
 
-class ResponseUrlSink:
-    """Delivers a command's reply through its ``response_url`` (no streaming there)."""
+class ResponseUrlDelivery:
+    """Delivers a command's reply through its ``response_url``. A response URL takes
+    only a few posts, so nothing streams there: Slack shows the command itself until
+    the reply arrives, and the tools the model used are listed under it."""
+
+    address: dict[str, object] = {}
 
     def __init__(self, respond: Any) -> None:
         self._respond = respond
 
-    async def working(self) -> None:
-        return None  # Slack shows the command itself until the response arrives
+    async def deliver(self, event: TurnEvent) -> Receipt:
+        if isinstance(event, FinalReply | TurnFailed):
+            await self._finish(event.reply)
+        return NOTHING
 
-    async def delta(self, text: str) -> None:
-        return None
-
-    async def finish(self, reply: Reply) -> None:
+    async def _finish(self, reply: Reply) -> None:
         for message in render(reply):
             await self._respond(text=message.text, blocks=message.blocks,
                                 response_type="ephemeral" if reply.ephemeral else "in_channel",
@@ -182,12 +186,12 @@ class SlackAdapter:
 
     @staticmethod
     def _sink(client: AsyncWebClient, authority: SlackAuthority, channel: str,
-              thread_ts: str, user: str, reply_ts: str | None = None) -> SlackThreadSink:
-        return SlackThreadSink(client, channel, thread_ts, user, reply_ts=reply_ts, address={
+              thread_ts: str, user: str, reply_ts: str | None = None) -> SlackThreadDelivery:
+        return SlackThreadDelivery(client, channel, thread_ts, user, reply_ts=reply_ts, address={
             "tenant": authority.tenant.id, "workspace": authority.workspace,
             "own_app": authority.own_app})
 
-    async def redelivery_sink(self, address: dict[str, object]) -> SlackThreadSink | None:
+    async def redelivery(self, address: dict[str, object]) -> SlackThreadDelivery | None:
         """A sink for a journaled address: the same thread, with the workspace's current
         token. None when the workspace or its token is gone."""
         try:
@@ -199,7 +203,7 @@ class SlackAdapter:
         credentials = await self._credentials.for_authority(authority)
         if credentials is None:
             return None
-        return SlackThreadSink(
+        return SlackThreadDelivery(
             web_client(credentials.token, self._api_url), str(address.get("channel", "")),
             str(address.get("thread_ts", "")), str(address.get("user", "")),
             address=dict(address), resume_existing=True)
@@ -305,7 +309,7 @@ class SlackAdapter:
             author=Author(user, roles=roles), text=f"/{text.lstrip('/')}",
             platform_message_id=f"command:{body.get('trigger_id', '')}", attachments=files,
             command=call)
-        await self._engine.handle(message, ResponseUrlSink(respond))
+        await self._engine.handle(message, ResponseUrlDelivery(respond))
 
     async def _roles(self, client: AsyncWebClient, user: str) -> frozenset[str]:
         """Workspace admins and owners count as platform admins (``users.info``)."""

@@ -44,8 +44,18 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.pacing import PacedText
-from adapters.slack.render import render
+from adapters.slack.render import render, to_mrkdwn
 from core.replies import Reply
+from core.turns.events import (
+    FinalReply,
+    Receipt,
+    TextDelta,
+    ToolCalled,
+    ToolReturned,
+    TurnEvent,
+    TurnFailed,
+    TurnStarted,
+)
 
 log = logging.getLogger("switchboard.slack")
 
@@ -76,7 +86,7 @@ class _NotForPosts(AsyncRetryHandler):
 
 def web_client(token: str, base_url: str, timeout_s: int = 10) -> AsyncWebClient:
     """A Web API client with bounded retries on 429 (Retry-After), 5xx and resets (the
-    last two not for posts; ``SlackThreadSink`` makes those idempotent itself)."""
+    last two not for posts; ``SlackThreadDelivery`` makes those idempotent itself)."""
     return AsyncWebClient(token=token, base_url=base_url, timeout=timeout_s, retry_handlers=[
         AsyncRateLimitErrorRetryHandler(max_retry_count=3),
         _NotForPosts(AsyncServerErrorRetryHandler(max_retry_count=2)),
@@ -91,7 +101,7 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | ConnectionError)
 
 
-class SlackThreadSink:
+class SlackThreadDelivery:
     def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str, user: str, *,
                  min_interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
@@ -108,19 +118,55 @@ class SlackThreadSink:
         self.address: dict[str, object] = {
             "kind": "slack-thread", "channel": channel, "thread_ts": thread_ts,
             "user": user, "delivery": uuid.uuid4().hex, **(address or {})}
-        """Where this sink posts, journaled so a reply interrupted by a crash can be
-        posted after the restart (``SlackAdapter.redelivery_sink``)."""
+        """Where this delivery posts, journaled so a reply interrupted by a crash can be
+        posted after the restart (``SlackAdapter.redelivery``)."""
         self._delivery = str(self.address["delivery"])
         self._resume = resume_existing
         self._waiting: asyncio.Task[None] | None = None
         self._placeholder_posting = False
         self._only_working = False
+        self._tool_line = ""
         self.posted: list[str] = []
 
     @property
     def delivered_id(self) -> str:
         """The ts of the (first) reply message: what an edit of the question updates."""
         return self._ts or ""
+
+    async def deliver(self, event: TurnEvent) -> Receipt:
+        """Every turn event, rendered in the thread: the start schedules the "working"
+        placeholder, text streams into one message, a tool call shows as a status line
+        under it while it runs, and the reply (or the apology) replaces it all."""
+        match event:
+            case TurnStarted():
+                await self.working()
+            case TextDelta(text=text):
+                await self.delta(text)
+            case ToolCalled(tool=tool, label=label):
+                await self._status(f"_:hammer_and_wrench: {label or tool}…_")
+            case ToolReturned():
+                await self._status("")
+            case FinalReply(reply=reply) | TurnFailed(reply=reply):
+                await self.finish(reply)
+        return Receipt(self.delivered_id)
+
+    async def _status(self, line: str) -> None:
+        """Show (or clear) the tool that is running, below the text streamed so far."""
+        self._tool_line = line
+        text = "\n".join(t for t in (to_mrkdwn(self._pace.preview()) if self._pace.text
+                                     else "", line) if t) or WORKING
+        await self._settle_placeholder()
+        try:
+            if self._ts is None:
+                if not line:
+                    return
+                self._ts = await self._put(0, text)
+                self.posted.append(self._ts)
+                self._only_working = not self._pace.text
+            else:
+                await self._client.chat_update(channel=self._channel, ts=self._ts, text=text)
+        except SlackApiError as exc:
+            self._cannot_post(exc)
 
     async def working(self) -> None:
         if self._ts is None and self._waiting is None:
@@ -208,8 +254,10 @@ class SlackThreadSink:
                 self._ts = await self._put(0, self._pace.preview())
                 self.posted.append(self._ts)
             else:
-                await self._client.chat_update(channel=self._channel, ts=self._ts,
-                                               text=self._pace.preview())
+                preview = self._pace.preview()
+                await self._client.chat_update(
+                    channel=self._channel, ts=self._ts,
+                    text=f"{preview}\n{self._tool_line}" if self._tool_line else preview)
             self._pace.shown()
         except SlackApiError as exc:
             self._cannot_post(exc)

@@ -3,7 +3,8 @@
 Slack limits a section's text to 3,000 characters and a message to 50 blocks. Long
 answers are split at paragraph boundaries; a split inside a code fence closes the fence
 and reopens it in the next part, so no part renders half a code block. Sources become a
-context block of links, follow-ups and feedback become buttons.
+context block of links, the tools the model used another context line, follow-ups and
+feedback become buttons.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ def _sources_block(reply: Reply) -> Block | None:
     return {"type": "context", "elements": elements}
 
 
+def _tools_block(reply: Reply) -> Block | None:
+    """The tools the model used, as one context line under the answer."""
+    if not reply.tools:
+        return None
+    used = " · ".join(f"`{t.tool}`" + (f" ({_escape(t.summary)})" if t.summary else "")
+                      for t in reply.tools[:10])
+    return {"type": "context", "elements": [{"type": "mrkdwn",
+                                             "text": f":hammer_and_wrench: {used}"[:3000]}]}
+
+
 def _buttons(reply: Reply) -> Block | None:
     buttons: list[Block] = [
         {"type": "button", "action_id": f"follow_up_{i}",
@@ -92,7 +103,8 @@ def render(reply: Reply) -> list[SlackMessage]:
     sections = [{"type": "section", "text": {"type": "mrkdwn", "text": piece}}
                 for piece in split_text(to_mrkdwn(reply.text))] or \
         [{"type": "section", "text": {"type": "mrkdwn", "text": " "}}]
-    tail = [b for b in (_sources_block(reply), _buttons(reply)) if b is not None]
+    tail = [b for b in (_sources_block(reply), _tools_block(reply), _buttons(reply))
+            if b is not None]
     per_message = BLOCK_LIMIT - len(tail)
     messages = [SlackMessage(text="", blocks=sections[i:i + per_message])
                 for i in range(0, len(sections), per_message)]

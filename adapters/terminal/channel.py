@@ -15,26 +15,50 @@ from typing import TextIO
 from core.engine import Engine
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
+from core.turns.events import (
+    NOTHING,
+    FinalReply,
+    Receipt,
+    TextDelta,
+    ToolCalled,
+    ToolReturned,
+    TurnEvent,
+    TurnFailed,
+)
 
 OPERATOR = "operator"
 """The default terminal user: whoever runs the process, and so an admin of every tenant.
 Any other ``--user`` is an ordinary user unless listed in the tenant's ``admins.terminal``."""
 
 
-class TerminalSink:
+class TerminalDelivery:
+    """Text as it streams, a line per tool call, then sources and follow-ups."""
+
+    address: dict[str, object] = {}
+
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._streamed = ""
 
-    async def working(self) -> None:
-        return None
+    async def deliver(self, event: TurnEvent) -> Receipt:
+        match event:
+            case TextDelta(text=text):
+                self._streamed += text
+                self._write(text)
+            case ToolCalled(tool=tool, label=label):
+                self._write(f"\n  ⚙ {label or tool}… ")
+                self._streamed = ""
+            case ToolReturned(outcome=outcome, summary=summary):
+                self._write(f"{outcome}{f': {summary}' if summary else ''}\n")
+            case FinalReply(reply=reply) | TurnFailed(reply=reply):
+                self._finish(reply)
+        return NOTHING
 
-    async def delta(self, text: str) -> None:
-        self._streamed += text
+    def _write(self, text: str) -> None:
         self._out.write(text)
         self._out.flush()
 
-    async def finish(self, reply: Reply) -> None:
+    def _finish(self, reply: Reply) -> None:
         if reply.text.startswith(self._streamed):
             self._out.write(reply.text[len(self._streamed):])
         else:
@@ -62,7 +86,7 @@ class TerminalChannel:
             binding=Binding("terminal", self._tenant), tenant_id=self._tenant,
             thread=self._thread,
             author=self._author, text=text, platform_message_id=uuid.uuid4().hex)
-        result = await self._engine.handle(message, TerminalSink(self._out))
+        result = await self._engine.handle(message, TerminalDelivery(self._out))
         if result.outcome == "unknown_tenant":
             self._out.write(f"No tenant {self._tenant!r} is loaded. "
                             "Run `switchboard tenants check`.\n")

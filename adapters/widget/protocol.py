@@ -1,4 +1,5 @@
-"""The widget's wire format: what a browser may send, validated before anything runs.
+"""The widget's wire format: what a browser may send, validated before anything runs,
+and the typed frames of a turn the server sends back.
 
 The same frames travel over the WebSocket and, in the fallback, as JSON bodies of
 ``POST /widget/v1/messages``. See ``docs/widget.md``.
@@ -6,7 +7,7 @@ The same frames travel over the WebSocket and, in the fallback, as JSON bodies o
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -58,3 +59,54 @@ class PostedFrame(_Frame):
     key: str = Field(max_length=80)
     token: str = Field(max_length=512)
     frame: Annotated[SendMessage | SendFeedback, Field(discriminator="type")]
+
+
+# -- what the server sends to the browser (every frame also carries its ``seq``) --------
+
+class CitationFrame(TypedDict):
+    number: int
+    title: str
+    url: str
+    source: str
+    snippet: str
+
+
+class ToolFrame(TypedDict):
+    """A tool the model called: ``running`` when called, then how it ended."""
+
+    type: Literal["tool"]
+    client_id: str
+    call_id: str
+    tool: str
+    label: str
+    status: str
+    summary: str
+
+
+class StartedFrame(TypedDict):
+    type: Literal["started"]
+    client_id: str
+    turn_id: str
+
+
+class DeltaFrame(TypedDict):
+    type: Literal["delta"]
+    client_id: str
+    text: str
+
+
+class ReplyFrame(TypedDict):
+    type: Literal["reply"]
+    client_id: str
+    turn_id: str
+    kind: str
+    text: str
+    ephemeral: bool
+    retry_after_s: float | None
+    citations: list[CitationFrame]
+    follow_ups: list[str]
+    tools: list[dict[str, str]]
+    partial: bool
+
+
+ServerFrame = StartedFrame | DeltaFrame | ToolFrame | ReplyFrame

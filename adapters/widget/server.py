@@ -23,9 +23,15 @@ from aiohttp import web
 
 from adapters.widget.identity import Identity, IdentityError, TokenSigner, verify_user
 from adapters.widget.protocol import (
+    CitationFrame,
+    DeltaFrame,
     Ping,
+    ReplyFrame,
     SendFeedback,
     SendMessage,
+    ServerFrame,
+    StartedFrame,
+    ToolFrame,
 )
 from adapters.widget.streams import ConversationStream, Event, Streams
 from core.engine import Engine
@@ -33,6 +39,17 @@ from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
 from core.tenants.models import TenantConfig
 from core.tenants.registry import UnknownTenant
+from core.turns.events import (
+    NOTHING,
+    FinalReply,
+    Receipt,
+    TextDelta,
+    ToolCalled,
+    ToolReturned,
+    TurnEvent,
+    TurnFailed,
+    TurnStarted,
+)
 
 log = logging.getLogger("switchboard.widget")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -61,30 +78,54 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
-class StreamSink:
-    """Delivers one turn's deltas and reply into the conversation stream."""
+class StreamDelivery:
+    """Delivers one turn's events into the conversation stream, as typed frames."""
 
     def __init__(self, stream: ConversationStream, client_id: str, tenant: str = "",
                  subject: str = "") -> None:
         self._stream = stream
         self._client_id = client_id
+        self._labels: dict[str, str] = {}
         self.address: dict[str, object] = {"kind": "widget", "tenant": tenant,
                                            "subject": subject, "client_id": client_id}
 
-    async def working(self) -> None:
-        return None  # the "typing" frame went out when the message was received
+    def _publish(self, frame: ServerFrame) -> None:
+        self._stream.publish(dict(frame))
 
-    async def delta(self, text: str) -> None:
-        self._stream.publish({"type": "delta", "client_id": self._client_id, "text": text})
+    async def deliver(self, event: TurnEvent) -> Receipt:
+        """Started (the "typing" frame went out when the message was received), text
+        deltas, a chip per tool call that turns from running to its outcome, then the
+        reply with its sources, follow-ups and the tools used."""
+        cid = self._client_id
+        match event:
+            case TurnStarted(turn_id=turn_id):
+                self._publish(StartedFrame(type="started", client_id=cid, turn_id=turn_id))
+            case TextDelta(text=text):
+                self._publish(DeltaFrame(type="delta", client_id=cid, text=text))
+            case ToolCalled(call_id=call_id, tool=tool, label=label):
+                self._labels[call_id] = label or tool
+                self._publish(ToolFrame(type="tool", client_id=cid, call_id=call_id,
+                                        tool=tool, label=label or tool, status="running",
+                                        summary=""))
+            case ToolReturned(call_id=call_id, tool=tool, outcome=outcome, summary=summary):
+                self._publish(ToolFrame(type="tool", client_id=cid, call_id=call_id,
+                                        tool=tool, label=self._labels.get(call_id, tool),
+                                        status=outcome, summary=summary))
+            case FinalReply(reply=reply) | TurnFailed(reply=reply):
+                self._publish(reply_frame(cid, reply))
+        return NOTHING
 
-    async def finish(self, reply: Reply) -> None:
-        self._stream.publish({
-            "type": "reply", "client_id": self._client_id, "turn_id": reply.turn_id,
-            "kind": reply.kind, "text": reply.text, "ephemeral": reply.ephemeral,
-            "retry_after_s": reply.retry_after_s,
-            "citations": [{"number": c.number, "title": c.title, "url": c.url,
-                           "source": c.source, "snippet": c.snippet} for c in reply.citations],
-            "follow_ups": list(reply.follow_ups)})
+
+def reply_frame(client_id: str, reply: Reply) -> ReplyFrame:
+    return ReplyFrame(
+        type="reply", client_id=client_id, turn_id=reply.turn_id, kind=reply.kind,
+        text=reply.text, ephemeral=reply.ephemeral, retry_after_s=reply.retry_after_s,
+        citations=[CitationFrame(number=c.number, title=c.title, url=c.url, source=c.source,
+                                 snippet=c.snippet) for c in reply.citations],
+        follow_ups=list(reply.follow_ups),
+        tools=[{"tool": t.tool, "outcome": t.outcome, "summary": t.summary}
+               for t in reply.tools],
+        partial=reply.partial)
 
 
 class WidgetAdapter:
@@ -242,21 +283,21 @@ class WidgetAdapter:
                    client_id: str, tenant_id: str) -> None:
         """The turn runs apart from any connection: a dropped socket does not stop it."""
         try:
-            await self._engine.handle(message, StreamSink(stream, client_id, tenant_id,
+            await self._engine.handle(message, StreamDelivery(stream, client_id, tenant_id,
                                                           message.thread))
         except Exception:
             log.exception("widget turn failed", extra={"tenant": tenant_id, "channel": "widget"})
-            stream.publish({"type": "reply", "client_id": client_id, "turn_id": "",
-                            "kind": "apology", "text": "Sorry, something went wrong on our "
-                            "side. Please try again.", "citations": [], "follow_ups": []})
+            stream.publish(dict(reply_frame(client_id, Reply(
+                "Sorry, something went wrong on our side. Please try again.",
+                kind="apology"))))
         finally:
             stream.end_turn()
 
-    def redelivery_sink(self, address: dict[str, object]) -> StreamSink:
-        """A journaled turn's sink after a restart: the conversation's (new) stream. A
+    def redelivery(self, address: dict[str, object]) -> StreamDelivery:
+        """A journaled turn's delivery after a restart: the conversation's (new) stream. A
         visitor who reconnects is told to reload and sees the stored answer."""
         tenant, subject = str(address.get("tenant", "")), str(address.get("subject", ""))
-        return StreamSink(self.streams.get(tenant, subject),
+        return StreamDelivery(self.streams.get(tenant, subject),
                           str(address.get("client_id", "")), tenant, subject)
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ from core.engine.grounded import grounded_answer
 from core.llm.base import ChatTurn
 from core.replies import Reply, feedback_actions
 from core.sessions.history import window
+from core.turns.events import TextDelta
 
 log = logging.getLogger("switchboard.engine")
 
@@ -31,12 +32,17 @@ def _budget_refusal(tenant_name: str, used: int, budget: int, now: datetime) -> 
 
 
 async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
-    """The chat turn's reply, from the shared grounded-answer flow, streamed to the sink."""
+    """The chat turn's reply, from the shared grounded-answer flow, its text streamed as
+    ``TextDelta`` events."""
     tenant = turn.require_tenant()
+
+    async def on_delta(text: str) -> None:
+        await turn.out.emit(TextDelta(turn.turn_id, text))
+
     history = window(turn.history, tenant.sessions.history_tokens)
     result = await grounded_answer(deps, tenant, turn.message.text.strip(),
                                    history=[ChatTurn(m.role, m.text) for m in history],
-                                   on_delta=turn.sink.delta)
+                                   on_delta=on_delta)
     turn.usage = result.usage
     if result.outcome == "budget_exhausted":
         turn.outcome = "budget_exhausted"

@@ -9,9 +9,10 @@ from typing import Literal
 
 from core.engine.arrival import Place
 from core.messages import InboundMessage
-from core.replies import Reply, ReplySink
+from core.replies import Reply
 from core.sessions.models import ConversationKey, StoredMessage, TurnUsage
 from core.tenants.models import TenantConfig
+from core.turns.chain import Outbound
 
 Route = Literal["chat", "command", "admin_command"]
 Outcome = Literal[
@@ -31,7 +32,8 @@ class Stop:
 @dataclass(slots=True)
 class Turn:
     message: InboundMessage
-    sink: ReplySink
+    out: Outbound
+    """The turn's outbound chain, bound to its channel's delivery."""
     exits: AsyncExitStack
     turn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     tenant: TenantConfig | None = None

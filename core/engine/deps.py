@@ -16,6 +16,8 @@ from core.llm.base import Answerer
 from core.sessions.store import SessionStore
 from core.state.base import SharedState
 from core.tenants.registry import TenantRegistry
+from core.turns.chain import OutboundChain
+from core.turns.observe import count_events
 from core.usage import UsageLedger
 
 
@@ -42,3 +44,4 @@ class EngineDeps:
     arrivals: ArrivalGate = field(default_factory=ArrivalGate)
     feedback: FeedbackStore | None = None
     journal: TurnJournal = field(default_factory=MemoryTurnJournal)
+    outbound: OutboundChain = field(default_factory=lambda: OutboundChain([count_events]))

@@ -1,6 +1,7 @@
 """The engine: the one interface adapters use.
 
-An adapter hands it a message and a reply sink (``handle``), asks it to forget a turn
+An adapter hands it a message and its delivery (``handle``; the turn's typed events
+go through the outbound chain to it), asks it to forget a turn
 whose question was edited or deleted (``remove_turn``), records feedback, and asks the
 few questions a channel needs answered — which tenant a binding or id names, whether a
 conversation exists, its transcript, which commands a user may run, whether an address
@@ -28,11 +29,13 @@ from core.knowledge.base import SearchFilters
 from core.messages import Binding, Channel, InboundMessage
 from core.observability import metrics
 from core.observability.logging import log_context
-from core.replies import Reply, ReplySink
+from core.replies import Reply
 from core.sessions.models import ConversationKey, StoredMessage
 from core.state.base import Bucket, LockTimeout, RateDecision
 from core.tenants.models import TenantConfig
 from core.tenants.registry import UnknownTenant
+from core.turns.chain import Delivery
+from core.turns.events import FinalReply, TurnFailed
 
 log = logging.getLogger("switchboard.engine")
 
@@ -153,9 +156,10 @@ class Engine:
         finally:
             place.leave()
 
-    async def handle(self, message: InboundMessage, sink: ReplySink, *,
+    async def handle(self, message: InboundMessage, delivery: Delivery, *,
                      turn_id: str | None = None, replay: bool = False) -> TurnResult:
-        """Run one message through the pipeline; deliver at most one reply to ``sink``.
+        """Run one message through the pipeline; its events go through the process's
+        outbound chain to ``delivery``, ending in at most one reply.
 
         ``replay`` is for ``Recovery``: the journaled message of a turn a crash
         interrupted, run again under its original ``turn_id``.
@@ -163,7 +167,7 @@ class Engine:
         started = time.perf_counter()
         with log_context(request_id=message.request_id, channel=message.channel):
             async with AsyncExitStack() as exits:
-                turn = Turn(message, sink, exits, replay=replay)
+                turn = Turn(message, self.deps.outbound.bind(delivery), exits, replay=replay)
                 if turn_id:
                     turn.turn_id = turn_id
                 await self._run(turn)
@@ -192,7 +196,7 @@ class Engine:
                 if stop is not None:
                     turn.outcome, turn.reply = stop.outcome, stop.reply
                     if stop.reply is not None:
-                        await turn.sink.finish(stop.reply)
+                        await turn.out.emit(FinalReply(turn.turn_id, stop.reply))
                     return
         except Exception:
             log.exception("turn failed in stage %s", stage)
@@ -215,7 +219,7 @@ class Engine:
             return
         turn.reply = Reply(SORRY, kind="apology", turn_id=turn.turn_id)
         try:
-            await turn.sink.finish(turn.reply)
+            await turn.out.emit(TurnFailed(turn.turn_id, turn.reply, stage))
         except Exception:
             log.exception("could not deliver the apology")
         if turn.key is not None and not turn.stored:

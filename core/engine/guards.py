@@ -18,7 +18,7 @@ from core.intake.codec import message_to_dict
 from core.intake.journal import JournalEntry
 from core.observability import metrics
 from core.observability.logging import tenant_var
-from core.replies import Reply, address_of
+from core.replies import Reply
 from core.sessions.models import ConversationKey
 from core.sessions.store import StoreUnavailable
 from core.state.base import Bucket, LockTimeout
@@ -54,7 +54,7 @@ async def record_intake(turn: Turn, deps: EngineDeps) -> Stop | None:
     try:
         await deps.journal.accept(JournalEntry(
             turn.turn_id, turn.require_tenant().id, message_to_dict(turn.message),
-            address_of(turn.sink)))
+            dict(turn.out.delivery.address)))
         turn.journaled = True
     except OSError:
         log.exception("could not journal the message; answering it anyway")

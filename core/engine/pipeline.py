@@ -27,9 +27,10 @@ from core.engine.commands_step import run_command
 from core.engine.context import Outcome, Stop, Turn
 from core.engine.deps import EngineDeps
 from core.intake.codec import stored_to_dict
-from core.replies import Reply, delivered_id
+from core.replies import Reply
 from core.sessions.models import StoredMessage
 from core.sessions.store import StoreUnavailable
+from core.turns.events import FinalReply, TurnStarted
 
 __all__ = ["PIPELINE", "SORRY", "TurnResult", "persist_turn"]
 
@@ -64,13 +65,13 @@ async def route(turn: Turn, deps: EngineDeps) -> Stop | None:
 
 
 async def respond(turn: Turn, deps: EngineDeps) -> Stop | None:
-    await turn.sink.working()
+    await turn.out.emit(TurnStarted(turn.turn_id, turn.message))
     if turn.route == "chat":
         turn.reply = await answer_chat(turn, deps)
     else:
         turn.reply = await run_command(turn, deps)
         turn.outcome = "command"
-    await turn.sink.finish(turn.reply)
+    await turn.out.emit(FinalReply(turn.turn_id, turn.reply))
     return None
 
 
@@ -100,7 +101,7 @@ def _turn_messages(turn: Turn) -> list[StoredMessage]:
                       message.author.display_name),
         StoredMessage(key, "assistant", reply.text, message.author.id, turn.turn_id,
                       max(now, message.received_at + timedelta(milliseconds=1)), expires,
-                      delivered_id(turn.sink), kind=reply.kind, usage=turn.usage,
+                      turn.out.reply_id, kind=reply.kind, usage=turn.usage,
                       citations=tuple({"title": c.title, "source": c.source, "url": c.url,
                                        "chunk_id": c.chunk_id} for c in reply.citations)),
     ]

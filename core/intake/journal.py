@@ -2,7 +2,7 @@
 
 Every message the engine accepts is written here first — before dedupe, limits, the
 lock, the model or MongoDB get a chance to fail — together with where its answer goes
-(``address``, which the adapter that built the reply sink provides). The entry then ends
+(``address``, which the channel's delivery provides). The entry then ends
 one of three ways:
 
 * ``done`` — answered (or deliberately refused) and stored: the entry is forgotten;

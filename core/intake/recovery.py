@@ -1,6 +1,6 @@
 """Finishing what the journal holds: replays after a crash, write-backs after an outage.
 
-Started once per process, after its adapters are up (they rebuild reply sinks from the
+Started once per process, after its adapters are up (they rebuild deliveries from the
 journaled addresses):
 
 * an entry that was accepted but never answered (the process died mid-turn) is run
@@ -24,12 +24,13 @@ from core.engine.engine import Engine
 from core.intake.codec import message_from_dict, stored_from_dict
 from core.intake.journal import JournalEntry
 from core.observability import metrics
-from core.replies import CollectingSink, ReplySink
 from core.sessions.store import StoreUnavailable
+from core.turns.chain import Delivery
+from core.turns.collecting import CollectingDelivery
 
 log = logging.getLogger("switchboard.journal")
 
-Redeliver = Callable[[Mapping[str, Any]], Awaitable[ReplySink | None]]
+Redeliver = Callable[[Mapping[str, Any]], Awaitable[Delivery | None]]
 
 
 class Recovery:
@@ -53,7 +54,7 @@ class Recovery:
                 await self._engine.deps.journal.done(entry.turn_id)
                 continue
             sink = await self._redeliver(entry.address) if entry.address else None
-            result = await self._engine.handle(message, sink or CollectingSink(),
+            result = await self._engine.handle(message, sink or CollectingDelivery(),
                                                turn_id=entry.turn_id, replay=True)
             metrics.RECOVERED.labels("replayed").inc()
             log.warning("replayed a turn interrupted by the last stop: %s", result.outcome,

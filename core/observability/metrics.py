@@ -54,3 +54,14 @@ RECOVERED = Counter(
     "Turns finished from the local journal: replayed after a crash, or written back to "
     "MongoDB after an outage", ["how"],
 )
+TURN_EVENTS = Counter(
+    "switchboard_turn_events_total", "Turn events sent towards channels, by type", ["type"],
+)
+TOOL_CALLS = Counter(
+    "switchboard_tool_calls_total", "Tool calls the model made, by outcome",
+    ["tenant", "tool", "outcome"],
+)
+AGENT_STEPS = Histogram(
+    "switchboard_agent_steps", "Model steps per tool-using turn", ["tenant"],
+    buckets=(1, 2, 3, 4, 5, 6, 8, 10),
+)

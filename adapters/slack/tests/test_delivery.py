@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack.delivery import SlackThreadSink, web_client
+from adapters.slack.delivery import SlackThreadDelivery, web_client
 from core.replies import Citation, Reply, feedback_actions
 from tests.fakes.slack_api import FakeSlack, start_fake_slack
 
@@ -31,8 +31,8 @@ class Clock:
         return self.now
 
 
-def sink(slack: FakeSlack, clock: Clock | None = None) -> SlackThreadSink:
-    return SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+def sink(slack: FakeSlack, clock: Clock | None = None) -> SlackThreadDelivery:
+    return SlackThreadDelivery(web_client("xoxb-acme", slack.url), "C0GENERAL",
                            "1763769600.000100", "U0ALICE", min_interval_s=1.0,
                            clock=clock or time.monotonic)
 
@@ -89,7 +89,7 @@ async def test_not_in_channel_is_logged_not_raised(slack: FakeSlack,
 
 async def test_a_slow_answer_shows_a_working_placeholder_that_the_answer_replaces(
         slack: FakeSlack) -> None:
-    out = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+    out = SlackThreadDelivery(web_client("xoxb-acme", slack.url), "C0GENERAL",
                           "1763769600.000100", "U0ALICE", placeholder_after_s=0.05)
     await out.working()
     await asyncio.sleep(0.3)
@@ -102,7 +102,7 @@ async def test_a_slow_answer_shows_a_working_placeholder_that_the_answer_replace
 
 
 async def test_a_fast_answer_posts_no_placeholder(slack: FakeSlack) -> None:
-    out = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+    out = SlackThreadDelivery(web_client("xoxb-acme", slack.url), "C0GENERAL",
                           "1763769600.000100", "U0ALICE", placeholder_after_s=0.2)
     await out.working()
     await out.finish(Reply("Quick.", turn_id="t1"))
@@ -111,7 +111,7 @@ async def test_a_fast_answer_posts_no_placeholder(slack: FakeSlack) -> None:
 
 
 async def test_a_private_reply_after_the_placeholder_removes_it(slack: FakeSlack) -> None:
-    out = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+    out = SlackThreadDelivery(web_client("xoxb-acme", slack.url), "C0GENERAL",
                           "1763769600.000100", "U0ALICE", placeholder_after_s=0.05)
     await out.working()
     await asyncio.sleep(0.3)
@@ -146,7 +146,7 @@ async def test_a_sink_rebuilt_after_a_crash_finishes_its_predecessors_message(
         slack: FakeSlack) -> None:
     first = sink(slack)
     await first.delta("Refunds take")  # the process dies here
-    rebuilt = SlackThreadSink(web_client("xoxb-acme", slack.url), "C0GENERAL",
+    rebuilt = SlackThreadDelivery(web_client("xoxb-acme", slack.url), "C0GENERAL",
                               "1763769600.000100", "U0ALICE", address=dict(first.address),
                               resume_existing=True)
     await rebuilt.finish(Reply("Refunds take five days.", turn_id="t1"))
