@@ -31,7 +31,7 @@ from bots.embedded_mongo import EmbeddedMongo
 from core.commands.builtins import builtin_commands
 from core.engine import Engine, EngineDeps
 from core.knowledge.base import NoKnowledge
-from core.llm.base import Answer, AnswerRequest, DeltaCallback
+from core.llm.base import Answer, Answerer, AnswerRequest, DeltaCallback, ToolCall
 from core.sessions.cached import CachedSessionStore
 from core.sessions.models import TurnUsage
 from core.state.base import SharedState
@@ -52,6 +52,7 @@ class InstantAnswerer:
 
     name = "instant benchmark answerer"
     metered = True
+    supports_tools = False
 
     async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer:
         for piece in ("Instant ", "answer to: ", request.question):
@@ -65,6 +66,22 @@ class InstantAnswerer:
     async def close(self) -> None:
         return None
 
+
+
+class InstantToolAnswerer(InstantAnswerer):
+    """Calls the calculator ``steps`` times, then answers: the agent loop with a model
+    that costs nothing, so what is measured is the loop's own overhead per step."""
+
+    supports_tools = True
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer:
+        if len(request.steps) < self.steps:
+            return Answer("", TurnUsage("bench", 40, 8, 0.0), tool_calls=(ToolCall(
+                f"call{len(request.steps)}", "calculator", '{"expression": "6 * 7"}'),))
+        return await super().answer(request, on_delta)
 
 
 async def measure(conversations: int, per_conversation: int,
@@ -86,7 +103,8 @@ async def measure(conversations: int, per_conversation: int,
 
 
 async def engine_run(mongo: MongoConnection, state: SharedState, label: str,
-                     conversations: int, per_conversation: int) -> dict[str, float]:
+                     conversations: int, per_conversation: int,
+                     answerer: Answerer | None = None) -> dict[str, float]:
     mongo_sessions = MongoSessionStore(mongo.db)
     await mongo_sessions.ensure_indexes()
     sessions = CachedSessionStore(mongo_sessions, state)
@@ -99,7 +117,7 @@ async def engine_run(mongo: MongoConnection, state: SharedState, label: str,
         "llm": {"monthly_token_budget": 10**12}})
     engine = Engine(EngineDeps(
         tenants=TenantRegistry.from_configs(tenant), state=state, sessions=sessions,
-        usage=usage, audit=audit, answerer=InstantAnswerer(), retriever=NoKnowledge(),
+        usage=usage, audit=audit, answerer=answerer or InstantAnswerer(), retriever=NoKnowledge(),
         commands=builtin_commands()))
     channel = MemoryChannel(engine, "bench")
 
@@ -153,6 +171,28 @@ async def stack_results(mongo: MongoConnection, state_factory: Callable[[], Shar
     return out
 
 
+async def agent_loop(uri: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Turns whose instant model calls a tool 0, 1 and 3 times, one in flight, on the
+    embedded stack: the difference is the loop's cost per step (a model step, a tool
+    call through the executor with its audit write, two turn events)."""
+    mongo = MongoConnection(uri, database="bench_agent")
+    out: dict[str, Any] = {}
+    try:
+        await engine_run(mongo, MemoryState(), "agent-warm", 2, 20, InstantToolAnswerer(1))
+        for steps in (0, 1, 3):
+            out[f"{steps}_tool_steps"] = await engine_run(
+                mongo, MemoryState(), f"agent-{steps}", 1, args.turns // 2,
+                InstantToolAnswerer(steps))
+    finally:
+        await mongo.close()
+    base, three = out["0_tool_steps"]["p50_ms"], out["3_tool_steps"]["p50_ms"]
+    out["per_step_p50_ms"] = round((three - base) / 3, 3)
+    print(f"agent loop | p50 per turn: 0 steps {base} ms, 1 step "
+          f"{out['1_tool_steps']['p50_ms']} ms, 3 steps {three} ms | "
+          f"per step {out['per_step_p50_ms']} ms", flush=True)
+    return out
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=600, help="turns at 1 in flight")
@@ -178,6 +218,7 @@ async def main() -> int:
         redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     one = results["embedded"]["1_in_flight"]["engine"]
+    results["agent_loop"] = await agent_loop(uri, args)
     many = results["embedded"]["32_in_flight"]["engine"]
     results["targets"] = {"p99_ms_at_1_under_20": one["p99_ms"] < 20,
                           "turns_per_s_at_32_at_least_300": many["turns_per_s"] >= 300}

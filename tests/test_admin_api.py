@@ -129,6 +129,13 @@ def test_openapi_document_describes_the_routes(api: str) -> None:
     assert status == 200 and spec["openapi"].startswith("3.1")
     assert set(spec["paths"]) == {"/api/v1/tenants/{tenant}/documents",
                                   "/api/v1/tenants/{tenant}/documents/{doc_id}",
-                                  "/api/v1/tenants/{tenant}/search"}
-    assert {"SearchRequest", "SearchResponse", "IngestRequest"} <= set(
+                                  "/api/v1/tenants/{tenant}/search",
+                                  "/api/v1/tenants/{tenant}/analyze"}
+    assert {"SearchRequest", "SearchResponse", "IngestRequest", "AnalyzeRequest"} <= set(
         spec["components"]["schemas"])
+
+
+def test_analyze_needs_a_language_model(api: str) -> None:
+    status, body = call("POST", f"{api}/api/v1/tenants/acme/analyze",
+                        {"text": "Invoice for Ada", "schema_name": "summary"}, KEYS["acme"])
+    assert status == 422 and "language model" in body["error"]

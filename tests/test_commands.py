@@ -30,13 +30,19 @@ def registry() -> CommandRegistry:
     return commands
 
 
+def parse(text: str) -> BaseModel:
+    commands = registry()
+    name, raw = commands.parse_args(text, tenant("acme"))
+    command = commands.get(name)
+    assert command is not None
+    return commands.validate(command, raw)
+
+
 def test_positional_key_value_and_greedy_text_arguments() -> None:
-    acme = tenant("acme")
-    parsed = registry().parse("/search how do refunds work limit=3", acme)
-    assert parsed.args == SearchArgs(query="how do refunds work", limit=3)
-    assert registry().parse('/search "exact phrase"', acme).args == SearchArgs(
-        query="exact phrase")
-    assert registry().parse("/FORGET me", acme).args.scope == "me"  # type: ignore[attr-defined]
+    assert parse("/search how do refunds work limit=3") == SearchArgs(
+        query="how do refunds work", limit=3)
+    assert parse('/search "exact phrase"') == SearchArgs(query="exact phrase")
+    assert parse("/FORGET me").scope == "me"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -48,7 +54,7 @@ def test_positional_key_value_and_greedy_text_arguments() -> None:
 ])
 def test_bad_input_gets_a_usage_message(text: str, expected: str) -> None:
     with pytest.raises(CommandError) as raised:
-        registry().parse(text, tenant("acme"))
+        parse(text)
     assert expected in str(raised.value)
 
 
@@ -65,12 +71,11 @@ def test_exported_command_schemas_are_current() -> None:
 
 
 def test_a_structured_call_is_validated_without_any_text_parsing() -> None:
-    from core.messages import CommandCall
-    acme = tenant("acme")
+    commands = registry()
+    search = commands.get("search")
+    assert search is not None
     tricky = 'it\'s "quoted" = with spaces'
-    invocation = registry().invoke(CommandCall("search", {"query": tricky, "limit": 3}), acme)
-    assert invocation.args.model_dump() == {"query": tricky, "limit": 3}
+    assert commands.validate(search, {"query": tricky, "limit": 3}).model_dump() == {
+        "query": tricky, "limit": 3}
     with pytest.raises(CommandError, match="limit"):
-        registry().invoke(CommandCall("search", {"query": "x", "limit": 99}), acme)
-    with pytest.raises(CommandError, match="Unknown command"):
-        registry().invoke(CommandCall("nope"), acme)
+        commands.validate(search, {"query": "x", "limit": 99})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
@@ -85,6 +86,29 @@ class SearchResponse(_Body):
     sources: list[SourceOut]
     confidence: float
     follow_ups: list[str]
+
+
+class AnalyzeRequest(_Body):
+    """Text to turn into JSON, and the schema it must validate against: one of the named
+    schemas (``schema_name``) or an inline JSON Schema (``json_schema``)."""
+
+    text: str = Field(min_length=1, max_length=50_000)
+    schema_name: str | None = Field(None, pattern=r"^[a-z_]{1,32}$")
+    json_schema: dict[str, Any] | None = Field(None, alias="schema")
+    repairs: int = Field(2, ge=0, le=5, description="attempts after the first that feed "
+                                                    "the validation errors back")
+
+    @model_validator(mode="after")
+    def _one_schema(self) -> AnalyzeRequest:
+        if (self.schema_name is None) == (self.json_schema is None):
+            raise ValueError("give exactly one of schema_name and schema")
+        return self
+
+
+class AnalyzeResponse(_Body):
+    data: Any
+    attempts: int
+    tokens: int
 
 
 class ErrorOut(_Body):

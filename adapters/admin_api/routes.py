@@ -4,10 +4,13 @@ A request names its tenant in the path and proves it with that tenant's own key
 (``Authorization: Bearer``), compared in constant time. An unknown tenant and a wrong key
 get the same 401, so the API does not reveal which tenants exist. Every body is a
 pydantic model; malformed JSON is a 400, an invalid body a 422 with the field errors.
+POSTs honour ``Idempotency-Key`` (processed once; a key reused for another body is a
+409).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -20,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from adapters.admin_api import models as m
 from adapters.admin_api.openapi import openapi_document
 from adapters.http_input import BadInput, bearer_token, header_bytes, read_json_object
-from core.engine import Engine
+from core.engine import Engine, KeptResponse, SchemaProblem
 from core.knowledge.base import SearchFilters
 from core.knowledge.models import SourceDocument
 from core.knowledge.service import KnowledgeService
@@ -88,9 +91,39 @@ class AdminApi:
         app.router.add_get("/api/v1/openapi.json", self.openapi)
         base = "/api/v1/tenants/{tenant}"
         app.router.add_get(f"{base}/documents", self.list_documents)
-        app.router.add_post(f"{base}/documents", self.ingest)
+        app.router.add_post(f"{base}/documents", self._idempotent(self.ingest))
         app.router.add_delete(f"{base}/documents/{{doc_id}}", self.delete_document)
-        app.router.add_post(f"{base}/search", self.search)
+        app.router.add_post(f"{base}/search", self._idempotent(self.search))
+        app.router.add_post(f"{base}/analyze", self._idempotent(self.analyze))
+
+    def _idempotent(self, handler: Callable[[web.Request], Awaitable[web.Response]]
+                    ) -> Handler:
+        """``Idempotency-Key``: the same key and request get the first response again,
+        processed once; the same key with another request is a 409. The key lives in the
+        authenticated tenant's namespace, so it is checked only after the key is."""
+        async def run(request: web.Request) -> web.StreamResponse:
+            key = request.headers.get("Idempotency-Key")
+            if key is None:
+                return await handler(request)
+            if not 1 <= len(key) <= 255 or not key.isprintable():
+                raise ApiError(400, "Idempotency-Key must be 1 to 255 printable characters")
+            tenant = self._tenant(request)
+            body = await request.read()
+            fingerprint = hashlib.sha256(
+                f"{request.method} {request.path}\n".encode() + body).hexdigest()
+
+            async def first() -> KeptResponse:
+                response = await handler(request)
+                return KeptResponse(response.status, response.text or "",
+                                    response.content_type)
+
+            kept = await self._engine.once(tenant, key, fingerprint, first)
+            answer = web.Response(status=kept.status, text=kept.body,
+                                  content_type=kept.content_type)
+            if kept.replayed:
+                answer.headers["Idempotent-Replayed"] = "true"
+            return answer
+        return run
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
@@ -173,6 +206,31 @@ class AdminApi:
             follow_ups=list(result.follow_ups),
             sources=[m.SourceOut(number=c.number, title=c.title, source=c.source, url=c.url,
                                  snippet=c.snippet) for c in result.citations]))
+
+
+    async def analyze(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        body = await self._body(request, m.AnalyzeRequest)
+        with log_context(tenant=tenant.id, channel="api"):
+            try:
+                result = await self._engine.analyze(tenant, body.text, body.json_schema,
+                                                    body.schema_name, body.repairs)
+            except SchemaProblem as exc:
+                return _error(422, str(exc))
+        if result.outcome == "ok":
+            return _ok(m.AnalyzeResponse(data=result.value, attempts=result.attempts,
+                                         tokens=result.usage.total_tokens))
+        if result.outcome == "invalid":
+            return _error(422, f"the model's output did not validate after "
+                               f"{result.attempts} attempts",
+                          [{"field": e.split(": ", 1)[0], "problem": e.split(": ", 1)[-1]}
+                           for e in result.errors])
+        if result.outcome == "unsupported":
+            return _error(422, "structured output needs a language model: set "
+                               "OPENAI_API_KEY (the offline answerer cannot do it)")
+        if result.outcome == "budget_exhausted":
+            return _error(429, "this tenant's monthly token budget is used up")
+        return _error(503, "no answer from the language model; try again")
 
 
 async def _inline(documents: list[m.InlineDocument], tags: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""The audit trail of admin commands: who ran what, where, and how it ended.
+"""The audit trail of admin commands and tool calls: who ran what, where, how it ended.
 
 Arguments are stored only as a SHA-256 hash: enough to match a record to a known input,
 never enough to leak a secret someone pasted into a command.
@@ -25,6 +25,9 @@ class AuditRecord:
     outcome: Outcome
     at: datetime
     request_id: str = ""
+    via: str = "text"
+    """How it arrived: ``text``, ``call`` (platform data) or ``tool`` (the model)."""
+    duration_ms: float = 0.0
 
 
 def hash_args(args: dict[str, Any] | str) -> str:

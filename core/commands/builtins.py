@@ -1,15 +1,17 @@
-"""The commands every tenant has: /help, /forget, /whoami, and admin /reload, /stats."""
+"""The commands every tenant has: /help, /forget, /whoami, and admin /reload, /stats;
+the knowledge commands; and the built-in tools offered to the model."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.commands.context import CommandContext
 from core.commands.knowledge import KNOWLEDGE_COMMANDS
-from core.commands.registry import Command, CommandContext, CommandRegistry, CommandResult
+from core.commands.registry import Command, CommandRegistry, CommandResult
+from core.tools.builtins import BUILTIN_TOOLS
 
 
 class HelpArgs(BaseModel):
@@ -30,13 +32,14 @@ class StatsArgs(BaseModel):
 
 
 async def help_command(ctx: CommandContext, args: HelpArgs) -> CommandResult:
-    registry = ctx.services.commands
+    available = ctx.services.commands.available(ctx.tenant, ctx.is_admin)
     if args.command:
-        command = registry.get(args.command.lstrip("/"))
-        if command is None or not ctx.tenant.command_enabled(command.name):
+        wanted = args.command.lstrip("/").lower()
+        match = [c for c in available if c.name == wanted]
+        if not match:
             return CommandResult(f"There is no command `/{args.command.lstrip('/')}`.", True)
-        return CommandResult(command.help_line(), True)
-    lines = [c.help_line() for c in registry.available(ctx.tenant, ctx.is_admin)]
+        return CommandResult(match[0].help_line(), True)
+    lines = [c.help_line() for c in available]
     return CommandResult(
         f"I answer questions for **{ctx.tenant.name}**: ask in plain words, and I reply in "
         "this thread with sources when I have them.\n\nCommands:\n"
@@ -46,7 +49,7 @@ async def help_command(ctx: CommandContext, args: HelpArgs) -> CommandResult:
 async def forget_command(ctx: CommandContext, args: ForgetArgs) -> CommandResult:
     sessions = ctx.services.sessions
     if args.scope == "me":
-        count = await sessions.forget_user(ctx.tenant.id, ctx.message.author.id)
+        count = await sessions.forget_user(ctx.message.author.id)
         return CommandResult(f"Done: I forgot everything you said in {ctx.tenant.name} "
                              f"({count} messages removed or redacted).", True)
     count = await sessions.forget_thread(ctx.key)
@@ -64,16 +67,12 @@ async def whoami_command(ctx: CommandContext, args: BaseModel) -> CommandResult:
 
 
 async def reload_command(ctx: CommandContext, args: BaseModel) -> CommandResult:
-    report = await asyncio.to_thread(ctx.services.tenants.reload)
-    text = f"Reloaded tenant files: {len(report.loaded)} tenants loaded"
-    if report.changed:
-        text += f", changed: {', '.join(report.changed)}"
-    own = [p for p in report.problems if p.file.endswith(f"{ctx.tenant.id}.toml")]
-    if own:
+    changed, problems = await ctx.services.settings.reload()
+    text = "Reloaded the tenant files: " + (
+        f"{ctx.tenant.name}'s settings changed" if changed else "no change to yours")
+    if problems:
         text += "\nProblems in your tenant file (the last good version stays in service):\n"
-        text += "\n".join(f"• {p.field}: {p.reason}" for p in own)
-    elif report.problems:
-        text += f" ({len(report.problems)} problems in other tenants' files)"
+        text += "\n".join(f"• {field}: {reason}" for field, reason in problems)
     return CommandResult(text + ".", True)
 
 
@@ -84,8 +83,8 @@ async def stats_command(ctx: CommandContext, args: StatsArgs) -> CommandResult:
         start = datetime(year, month, 1, tzinfo=UTC)
     else:
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    stats = await ctx.services.sessions.stats(ctx.tenant.id, start)
-    usage = await ctx.services.usage.month(ctx.tenant.id, start)
+    stats = await ctx.services.sessions.stats(start)
+    usage = await ctx.services.usage.month(start)
     budget = ctx.tenant.llm.monthly_token_budget
     return CommandResult(
         f"**{ctx.tenant.name}**, {start:%Y-%m}:\n"
@@ -108,8 +107,9 @@ def builtin_commands() -> CommandRegistry:
         Command("reload", "reload the tenant files now", reload_command,
                 permission="admin", ephemeral=True),
         Command("stats", "turns, users, tokens and cost for this workspace", stats_command,
-                StatsArgs, permission="admin", ephemeral=True),
+                StatsArgs, permission="admin", ephemeral=True, label="Reading the usage"),
         *KNOWLEDGE_COMMANDS,
+        *BUILTIN_TOOLS,
     ):
         registry.register(command)
     return registry

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from core.commands.registry import Command, CommandContext, CommandResult
+from core.commands.context import CommandContext
+from core.commands.registry import Command, CommandResult
 from core.knowledge.ingest import IngestReport
 from core.knowledge.models import SourceDocument
 from core.knowledge.sources import SourceFailure
@@ -31,7 +32,7 @@ class SourcesArgs(BaseModel):
 
 async def ingest_command(ctx: CommandContext, args: IngestArgs) -> CommandResult:
     knowledge = ctx.services.knowledge
-    if knowledge is None:
+    if not knowledge.available:
         return CommandResult(NOT_CONFIGURED, True)
     files = ctx.message.attachments
     if args.url is None and not files:
@@ -39,18 +40,17 @@ async def ingest_command(ctx: CommandContext, args: IngestArgs) -> CommandResult
                              "the command.", True)
     lines: list[str] = []
     if args.url is not None:
-        report = await knowledge.ingestor.ingest(ctx.tenant, [str(args.url)], knowledge.root)
-        lines += _report_lines(report) or [f"Could not ingest {args.url}: nothing was "
+        report = await knowledge.ingest_urls([str(args.url)])
+        lines += report_lines(report) or [f"Could not ingest {args.url}: nothing was "
                                            "found there"]
     if files:
         limit = ctx.tenant.knowledge.max_file_mb * 1024 * 1024
-        report = await knowledge.ingestor.ingest_stream(
-            ctx.tenant, _downloads(files, limit, ctx.tenant.id))
-        lines += _report_lines(report)
+        report = await knowledge.ingest_files(_downloads(files, limit, ctx.tenant.id))
+        lines += report_lines(report)
     return CommandResult("\n".join(lines), True)
 
 
-def _report_lines(report: IngestReport) -> list[str]:
+def report_lines(report: IngestReport) -> list[str]:
     lines = []
     for outcome in report.outcomes:
         name = outcome.source.removeprefix("inline:")
@@ -89,9 +89,9 @@ async def _downloads(files: tuple[Attachment, ...], limit: int, tenant: str
 
 async def sources_command(ctx: CommandContext, args: SourcesArgs) -> CommandResult:
     knowledge = ctx.services.knowledge
-    if knowledge is None:
+    if not knowledge.available:
         return CommandResult(NOT_CONFIGURED, True)
-    records = await knowledge.catalog.list(ctx.tenant.id)
+    records = await knowledge.documents()
     if not records:
         return CommandResult(f"No documents are loaded for {ctx.tenant.name} yet.", True)
     start = (args.page - 1) * 20
@@ -105,7 +105,7 @@ async def sources_command(ctx: CommandContext, args: SourcesArgs) -> CommandResu
 
 KNOWLEDGE_COMMANDS = (
     Command("ingest", "add a web page or document to the knowledge base", ingest_command,
-            IngestArgs, permission="admin", ephemeral=True),
+            IngestArgs, permission="admin", ephemeral=True, surface="command"),
     Command("sources", "list the documents I answer from", sources_command, SourcesArgs,
-            ephemeral=True),
+            ephemeral=True, label="Listing the documents"),
 )

@@ -1,8 +1,10 @@
 """The command registry: a command is declared once and every channel can run it.
 
 A declaration names the command, describes it, gives a pydantic model for its arguments
-(whose JSON Schema adapters use to build native slash commands) and says who may run it.
-Parsing turns ``/name args`` into a validated argument model or a usage message.
+(whose JSON Schema adapters use to build native slash commands and the model gets as a
+tool's parameters), says who may run it and where it is offered (as a slash command, as
+a tool for the model, or both). Parsing turns ``/name args`` into raw arguments; the
+executor (``executor.py``) validates and runs them.
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ from __future__ import annotations
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.messages import CommandCall, InboundMessage
-from core.sessions.models import ConversationKey
+from core.commands.context import CommandContext, Via
+from core.knowledge.base import Passage
 from core.tenants.models import TenantConfig
 
-if TYPE_CHECKING:
-    from core.commands.services import CommandServices
-
 Permission = Literal["anyone", "admin"]
+Surface = Literal["both", "command", "tool"]
 
 
 class NoArgs(BaseModel):
@@ -29,18 +29,14 @@ class NoArgs(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class CommandContext:
-    tenant: TenantConfig
-    message: InboundMessage
-    key: ConversationKey
-    is_admin: bool
-    services: CommandServices
-
-
-@dataclass(frozen=True, slots=True)
 class CommandResult:
     text: str
     ephemeral: bool = False
+    passages: tuple[Passage, ...] = ()
+    """Knowledge a tool found: numbered into the answer's sources, so citations of
+    them flow into the reply."""
+    summary: str = ""
+    """One short line for the user when run as a tool ("3 passages", "= 42")."""
 
 
 Handler = Callable[[CommandContext, Any], Awaitable[CommandResult]]
@@ -54,6 +50,9 @@ class Command:
     args: type[BaseModel] = NoArgs
     permission: Permission = "anyone"
     ephemeral: bool = False
+    surface: Surface = "both"
+    label: str = ""
+    """What the user sees while the model runs it ("Searching the knowledge base")."""
 
     def usage(self) -> str:
         parts = []
@@ -64,13 +63,6 @@ class Command:
     def help_line(self) -> str:
         admin = " _(admin)_" if self.permission == "admin" else ""
         return f"`{self.usage()}` — {self.description}{admin}"
-
-
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    command: Command
-    args: BaseModel
-    raw_args: str
 
 
 class CommandError(ValueError):
@@ -110,49 +102,58 @@ class CommandRegistry:
     def get(self, name: str) -> Command | None:
         return self.commands.get(name.lower())
 
-    def available(self, tenant: TenantConfig, is_admin: bool) -> list[Command]:
-        return [c for c in sorted(self.commands.values(), key=lambda c: c.name)
-                if tenant.command_enabled(c.name) and (is_admin or c.permission == "anyone")]
+    def enabled(self, command: Command, tenant: TenantConfig, via: Via) -> bool:
+        """Whether the tenant offers ``command`` the way it arrived: typed or sent as
+        platform data (a slash command), or called by the model (a tool on the tenant's
+        allow-list)."""
+        if not tenant.command_enabled(command.name):
+            return False
+        if via == "tool":
+            return command.surface != "command" and tenant.tools.allows(command.name)
+        return command.surface != "tool"
 
-    def parse(self, text: str, tenant: TenantConfig) -> Invocation:
-        """A command typed as text: ``/name positional key=value …``."""
+    def available(self, tenant: TenantConfig, is_admin: bool) -> list[Command]:
+        """The slash commands a user may run."""
+        return [c for c in sorted(self.commands.values(), key=lambda c: c.name)
+                if self.enabled(c, tenant, "text") and (is_admin or c.permission == "anyone")]
+
+    def tools_for(self, tenant: TenantConfig, is_admin: bool) -> list[Command]:
+        """The tools the model is offered for this user: from the user's role and the
+        tenant's allow-list only, never from anything said in the conversation."""
+        return [c for c in sorted(self.commands.values(), key=lambda c: c.name)
+                if self.enabled(c, tenant, "tool") and (is_admin or c.permission == "anyone")]
+
+    def parse_args(self, text: str, tenant: TenantConfig) -> tuple[str, dict[str, Any]]:
+        """A command typed as text, ``/name positional key=value …``: its name and raw
+        arguments. Raises ``CommandError`` for an unknown name or unreadable quoting."""
         body = text.strip()[1:]
         name, _, raw_args = body.partition(" ")
-        command = self._enabled(name, tenant)
+        command = self.get(name)
+        if command is None or not self.enabled(command, tenant, "text"):
+            raise CommandError(f"Unknown command `/{name}`. Type `/help` to see the commands.")
         try:
             tokens = shlex.split(raw_args)
         except ValueError as exc:
             raise CommandError(f"Could not read the arguments ({exc}). "
                                f"Usage: `{command.usage()}`") from None
-        return self._validated(command, _bind(command, tokens), raw_args.strip())
+        return command.name, _bind(command, tokens)
 
-    def invoke(self, call: CommandCall, tenant: TenantConfig) -> Invocation:
-        """A command delivered as data (``CommandCall``): its arguments go straight to
-        the command's model, with the same errors as typed text."""
-        command = self._enabled(call.name, tenant)
-        return self._validated(command, dict(call.args), "")
-
-    def _enabled(self, name: str, tenant: TenantConfig) -> Command:
-        command = self.get(name)
-        if command is None or not tenant.command_enabled(command.name):
-            raise CommandError(f"Unknown command `/{name}`. Type `/help` to see the commands.")
-        return command
-
-    def _validated(self, command: Command, raw: dict[str, Any], text: str) -> Invocation:
+    @staticmethod
+    def validate(command: Command, raw: dict[str, Any]) -> BaseModel:
         try:
-            args = command.args.model_validate(raw)
+            return command.args.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
                 for e in exc.errors(include_url=False))
             raise CommandError(f"Bad arguments for /{command.name}: {problems}. "
                                f"Usage: `{command.usage()}`") from None
-        return Invocation(command, args, text)
 
     def json_schemas(self) -> dict[str, dict[str, Any]]:
         return {
             name: {"description": c.description, "permission": c.permission,
-                   "ephemeral": c.ephemeral, "arguments": c.args.model_json_schema()}
+                   "ephemeral": c.ephemeral, "surface": c.surface,
+                   "arguments": c.args.model_json_schema()}
             for name, c in sorted(self.commands.items())
         }
 

@@ -1,17 +1,22 @@
-"""Answering a chat message: the grounded-answer flow (``grounded.py``) as a reply."""
+"""Answering a chat message: the grounded-answer flow (``grounded.py``), with the tools
+this user may run, as a reply."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
 
+from core.commands.executor import Caller
+from core.engine.agent import Toolbox
+from core.engine.commands_step import executor
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
 from core.engine.grounded import grounded_answer
+from core.engine.permissions import is_admin
 from core.llm.base import ChatTurn
 from core.replies import Reply, feedback_actions
 from core.sessions.history import window
-from core.turns.events import TextDelta
+from core.turns.events import TextDelta, ToolCalled, ToolReturned
 
 log = logging.getLogger("switchboard.engine")
 
@@ -42,8 +47,9 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
     history = window(turn.history, tenant.sessions.history_tokens)
     result = await grounded_answer(deps, tenant, turn.message.text.strip(),
                                    history=[ChatTurn(m.role, m.text) for m in history],
-                                   on_delta=on_delta)
+                                   on_delta=on_delta, tools=_toolbox(turn, deps))
     turn.usage = result.usage
+    turn.trace = result.trace
     if result.outcome == "budget_exhausted":
         turn.outcome = "budget_exhausted"
         log.warning("monthly token budget exhausted", extra={"used": result.detail})
@@ -58,8 +64,26 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
     if result.outcome == "interrupted":
         turn.outcome = "llm_error"
         return Reply(result.text + INTERRUPTED, kind="apology", citations=result.citations,
-                     turn_id=turn.turn_id, model=result.model)
+                     turn_id=turn.turn_id, model=result.model, tools=result.tools)
     return Reply(result.text, kind="answer", citations=result.citations,
                  follow_ups=result.follow_ups, confidence=result.confidence,
                  actions=feedback_actions(turn.turn_id), turn_id=turn.turn_id,
-                 model=result.model)
+                 model=result.model, tools=result.tools, partial=result.partial)
+
+
+def _toolbox(turn: Turn, deps: EngineDeps) -> Toolbox | None:
+    """The tools this user may have the model run here: from their role and the
+    tenant's allow-list, never from anything in the conversation."""
+    tenant = turn.require_tenant()
+    if not deps.answerer.supports_tools or not tenant.tools.enabled:
+        return None
+    admin = is_admin(tenant, turn.message)
+    offered = deps.commands.tools_for(tenant, admin)
+    if not offered:
+        return None
+
+    async def emit(event: ToolCalled | ToolReturned) -> None:
+        await turn.out.emit(event)
+
+    return Toolbox(executor(deps), Caller(tenant, turn.message, turn.require_key(), admin,
+                                          "tool"), offered, emit, turn.turn_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from core.engine.arrival import Place
 from core.messages import InboundMessage
@@ -51,6 +51,8 @@ class Turn:
     journaled: bool = False
     stored: bool = False
     """The turn's messages are in the session store (or journaled for write-back)."""
+    trace: dict[str, Any] | None = None
+    """The agent loop's decision trace, stored with the assistant message."""
     write_back: bool = False
     """MongoDB refused the turn: its messages wait in the journal for ``Recovery``."""
 

@@ -5,7 +5,8 @@ go through the outbound chain to it), asks it to forget a turn
 whose question was edited or deleted (``remove_turn``), records feedback, and asks the
 few questions a channel needs answered — which tenant a binding or id names, whether a
 conversation exists, its transcript, which commands a user may run, whether an address
-may start something new (``admit``), and a one-shot grounded search. Nothing outside
+may start something new (``admit``), a one-shot grounded search, structured output
+(``analyze``) and at-most-once requests (``once``, for ``Idempotency-Key``). Nothing outside
 ``core/engine`` reads the engine's dependencies (``EngineDeps``): the stages that use
 them live in ``pipeline.py`` and ``guards.py``.
 """
@@ -18,10 +19,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from core.commands.registry import Command
+from core.engine.analyze import Analysis, analyze
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
+from core.engine.idempotency import KeptResponse, Run, once
 from core.engine.pipeline import PIPELINE, SORRY, TurnResult, persist_turn
 from core.engine.search import SearchAnswer, search_and_answer
 from core.feedback import FeedbackRecord, Rating
@@ -102,6 +106,17 @@ class Engine:
                      top_k: int | None = None) -> SearchAnswer:
         """A one-shot grounded answer with citations (the admin API's search)."""
         return await search_and_answer(self.deps, tenant, query, filters, top_k)
+
+    async def analyze(self, tenant: TenantConfig, text: str, schema: dict[str, Any] | None,
+                      schema_name: str | None, repairs: int = 2) -> Analysis:
+        """Structured output (``analyze.py``): JSON from ``text`` that validates against
+        the schema; raises ``SchemaProblem`` for an unusable schema."""
+        return await analyze(self.deps, tenant, text, schema, schema_name, repairs)
+
+    async def once(self, tenant: TenantConfig, key: str, fingerprint: str,
+                   run: Run) -> KeptResponse:
+        """Run a request with an ``Idempotency-Key`` at most once (``idempotency.py``)."""
+        return await once(self.deps.state, tenant.id, key, fingerprint, run)
 
     async def record_feedback(self, message: InboundMessage, turn_id: str,
                               rating: Rating) -> bool:

@@ -14,16 +14,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from core.engine import grounding
+from core.engine.agent import Toolbox, run_agent
 from core.engine.deps import EngineDeps
 from core.knowledge.answer_cache import CachedAnswer
 from core.knowledge.base import Passage, SearchFilters
 from core.knowledge.index import KnowledgeIndexError
 from core.llm.base import AnswerUnavailable, ChatTurn, DeltaCallback
 from core.observability import metrics
-from core.replies import Citation
+from core.replies import Citation, ToolUse
 from core.sessions.models import TurnUsage
 from core.tenants.models import TenantConfig
 
@@ -48,6 +49,10 @@ class GroundedAnswer:
     loaded: bool = False
     budget_used: int = 0
     """Tokens used this month, when the budget is exhausted."""
+    tools: tuple[ToolUse, ...] = ()
+    trace: dict[str, Any] | None = None
+    partial: bool = False
+    """The agent loop stopped at a bound: the best answer so far."""
 
 
 async def _ignore(_: str) -> None:
@@ -58,11 +63,17 @@ async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str,
                           history: Sequence[ChatTurn] = (),
                           on_delta: DeltaCallback = _ignore,
                           filters: SearchFilters | None = None, top_k: int | None = None,
-                          use_cache: bool = True) -> GroundedAnswer:
+                          use_cache: bool = True,
+                          tools: Toolbox | None = None) -> GroundedAnswer:
     """Answer ``question`` from the tenant's knowledge, streaming text to ``on_delta``.
 
+    With ``tools`` (a chat turn whose model supports them, and at least one tool
+    offered) the answer comes from the bounded agent loop (``agent.py``); passages its
+    searches find become citable sources too.
+
     The cache is used only for a question with no history (and by callers that do not
-    narrow the search); only complete answers with passages are cached.
+    narrow the search); only complete answers with passages, made without tools, are
+    cached.
     """
     model = tenant.llm.model if deps.answerer.metered else deps.answerer.name
     cache = deps.answer_cache if use_cache and not history and filters is None \
@@ -87,8 +98,13 @@ async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str,
         log.error("knowledge base unavailable: %s", exc)
         return GroundedAnswer("knowledge_unavailable", detail=str(exc), model=model)
     request = grounding.answer_request(tenant, question, passages, loaded, history)
+    agent = None
     try:
-        answer = await deps.answerer.answer(request, on_delta)
+        if tools is not None and tools.offered and deps.answerer.supports_tools:
+            agent = await run_agent(deps.answerer, request, passages, tools, on_delta)
+            answer, passages = agent.answer, agent.passages
+        else:
+            answer = await deps.answerer.answer(request, on_delta)
     except AnswerUnavailable as exc:
         log.error("no answer from the language model: %s", exc.reason)
         return GroundedAnswer("llm_unavailable", passages=tuple(passages), detail=exc.reason,
@@ -96,16 +112,21 @@ async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str,
     cites = grounding.citations(answer.text, passages) if passages else ()
     confidence = grounding.confidence(passages, tenant.knowledge.score_threshold)
     follow_ups = grounding.follow_ups(question, passages)
+    tools_used = tuple(agent.tools) if agent is not None else ()
+    trace = agent.trace if agent is not None and agent.tools else None
     if answer.interrupted:
         return GroundedAnswer("interrupted", answer.text, cites, tuple(passages),
                               usage=answer.usage, model=answer.usage.model,
-                              detail="the stream was cut off", loaded=loaded)
-    if cache is not None and passages:
+                              detail="the stream was cut off", loaded=loaded, tools=tools_used,
+                              trace=trace)
+    partial = agent is not None and agent.partial
+    if cache is not None and passages and not tools_used and not partial:
         await cache.put(tenant.id, model, question,
                         CachedAnswer(answer.text, cites, follow_ups, confidence))
     return GroundedAnswer("answered", answer.text, cites, tuple(passages),
                           confidence if loaded else None, follow_ups, answer.usage,
-                          answer.usage.model, loaded=loaded)
+                          answer.usage.model, loaded=loaded, tools=tools_used, trace=trace,
+                          partial=partial)
 
 
 async def _tokens_over_budget(deps: EngineDeps, tenant: TenantConfig) -> int | None:

@@ -101,7 +101,7 @@ def _turn_messages(turn: Turn) -> list[StoredMessage]:
                       message.author.display_name),
         StoredMessage(key, "assistant", reply.text, message.author.id, turn.turn_id,
                       max(now, message.received_at + timedelta(milliseconds=1)), expires,
-                      turn.out.reply_id, kind=reply.kind, usage=turn.usage,
+                      turn.out.reply_id, kind=reply.kind, usage=turn.usage, trace=turn.trace,
                       citations=tuple({"title": c.title, "source": c.source, "url": c.url,
                                        "chunk_id": c.chunk_id} for c in reply.citations)),
     ]

@@ -182,6 +182,16 @@ class QdrantIndex:
                 collection, update_operations=operations, wait=True))
             self._local.invalidate(await self._physical(collection))
 
+    async def set_tags(self, alias: str, chunk_ids: list[str], tags: list[str]) -> None:
+        """Replace the ``tags`` payload of the given chunks (a document's re-tagging)."""
+        if not chunk_ids:
+            return
+        client = await self.client()
+        await self._call("set_payload", client.set_payload(
+            alias, payload={"tags": tags}, points=qm.PointIdsList(points=list(chunk_ids)),
+            wait=True))
+        self._local.invalidate(await self._physical(alias))
+
     async def _physical(self, name: str) -> str:
         """The collection behind an alias (or the name itself when it is a collection)."""
         if name not in self._aliases:

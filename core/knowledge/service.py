@@ -7,6 +7,7 @@ invalidates that tenant's answer cache and its "knowledge loaded" flag, and noth
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from core.knowledge.answer_cache import AnswerCache
@@ -14,6 +15,7 @@ from core.knowledge.catalog import DocumentCatalog
 from core.knowledge.embedders import EmbedderRegistry
 from core.knowledge.index import QdrantIndex
 from core.knowledge.ingest import Ingestor, IngestReport, Progress
+from core.knowledge.models import DocumentRecord
 from core.knowledge.retriever import KnowledgeRetriever, Reranker
 from core.tenants.models import TenantConfig
 
@@ -53,6 +55,20 @@ class KnowledgeService:
         log.info("ingested configured sources: %s", report.summary(),
                  extra={"tenant": tenant.id})
         return report
+
+    async def tag(self, tenant: TenantConfig, source: str, tags: list[str],
+                  kb: str = "default") -> DocumentRecord | None:
+        """Set the tags of the document from ``source`` (its path, URL or title) in the
+        catalog and on every chunk, so tag filters find it; None if there is none."""
+        records = await self.catalog.list(tenant.id, kb)
+        record = next((r for r in records if source in (r.source, r.url, r.title)), None)
+        if record is None:
+            return None
+        await self.index.set_tags(self.index.alias(tenant.id, kb), record.chunk_ids, tags)
+        tagged = replace(record, tags=sorted(set(tags)))
+        await self.catalog.put(tagged)
+        await self._changed(tenant.id)
+        return tagged
 
     async def close(self) -> None:
         await self.index.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from core.knowledge.base import Passage
 from core.sessions.models import TurnUsage
@@ -16,6 +16,34 @@ DeltaCallback = Callable[[str], Awaitable[None]]
 class ChatTurn:
     role: Literal["user", "assistant"]
     content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, its arguments' JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for; ``arguments`` is the raw JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStep:
+    """One earlier step of the agent loop: what the model said and called, and what each
+    call returned (by call id), replayed to the model on the next step."""
+
+    text: str
+    calls: tuple[ToolCall, ...]
+    results: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +63,8 @@ class AnswerRequest:
     budget_s: float = 45.0
     """For the whole answer: every attempt, back-off and fallback model together."""
     prices: tuple[float | None, float | None] = (None, None)
+    tools: tuple[ToolSpec, ...] = ()
+    steps: tuple[ToolStep, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +72,8 @@ class Answer:
     text: str
     usage: TurnUsage = field(default_factory=TurnUsage)
     interrupted: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Set when the model asked for tools instead of (or after) writing text."""
 
 
 class AnswerUnavailable(RuntimeError):
@@ -57,6 +89,8 @@ class Answerer(Protocol):
     name: str
     metered: bool
     """True when answers consume the tenant's token budget."""
+    supports_tools: bool
+    """True when the model can be offered tools (``AnswerRequest.tools``)."""
 
     async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer: ...
 

@@ -45,6 +45,7 @@ def _shorten(quote: str, limit: int = 360) -> str:
 class ExtractiveAnswerer:
     name = "offline extractive answerer"
     metered = False
+    supports_tools = False
 
     async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer:
         if not request.knowledge_loaded:

@@ -6,7 +6,10 @@ timeouts and malformed stream chunks; then the tenant's fallback models in order
 whole answer also has one time budget (``budget_s``) across all of that, so a stalled
 provider costs the user at most that long before the apology.
 
-A stream counts as complete only when a choice reports its ``finish_reason``. One that
+When the request offers tools, the model may answer with tool calls instead of (or
+after) text: their ``id``, ``name`` and ``arguments`` arrive in fragments across chunks,
+keyed by index, and are assembled here; the agent loop (``core/engine/agent.py``) runs
+them. A stream counts as complete only when a choice reports its ``finish_reason``. One that
 ends without it (a clean cut) or is cut after text reached the user is not retried (the
 user would see the answer twice): the partial text is returned marked as interrupted,
 and the engine never caches it. The SDK's own retries are off so that this is the one
@@ -19,16 +22,16 @@ import asyncio
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from core.llm.base import Answer, AnswerRequest, AnswerUnavailable, DeltaCallback
+from core.llm.base import Answer, AnswerRequest, AnswerUnavailable, DeltaCallback, ToolCall
 from core.llm.pricing import cost_usd
-from core.llm.prompt import build_messages
+from core.llm.prompt import build_messages, tool_params
 from core.observability import metrics
 from core.sessions.history import estimate_tokens
 from core.sessions.models import TurnUsage
@@ -39,11 +42,20 @@ _MAX_BACKOFF_S = 8.0
 
 
 @dataclass(slots=True)
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(slots=True)
 class _Attempt:
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finished: bool = False
+    calls: dict[int, _PartialCall] = field(default_factory=dict)
+    """Tool calls as their fragments arrive, by the index the stream gives them."""
 
 
 class _Retryable(Exception):
@@ -67,6 +79,7 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 
 class OpenAIAnswerer:
     metered = True
+    supports_tools = True
 
     def __init__(self, api_key: str, base_url: str | None = None) -> None:
         self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
@@ -119,11 +132,12 @@ class OpenAIAnswerer:
         """One attempt. Transport and protocol failures become ``_Retryable``; an error
         raised by ``on_delta`` (the delivery) is not the model's and propagates."""
         try:
+            extra: dict[str, Any] = {"tools": tool_params(request)} if request.tools else {}
             stream = await self._client.chat.completions.create(
                 model=model, messages=messages,
                 max_tokens=request.max_output_tokens, temperature=request.temperature,
                 stream=True, stream_options={"include_usage": True},
-                timeout=request.timeout_s,
+                timeout=request.timeout_s, **extra,
             )
             chunks = aiter(stream)
             while True:
@@ -171,6 +185,12 @@ class OpenAIAnswerer:
                 piece = choice.delta.content if choice.delta else None
                 if piece:
                     text += str(piece)
+                for fragment in (choice.delta.tool_calls if choice.delta else None) or ():
+                    call = attempt.calls.setdefault(int(fragment.index), _PartialCall())
+                    call.id += str(fragment.id or "")
+                    if fragment.function is not None:
+                        call.name += str(fragment.function.name or "")
+                        call.arguments += str(fragment.function.arguments or "")
             return text
         except (AttributeError, TypeError, ValueError) as exc:
             raise _Retryable("malformed_chunk") from exc
@@ -186,12 +206,15 @@ class OpenAIAnswerer:
     def _finish(model: str, request: AnswerRequest, messages: list[ChatCompletionMessageParam],
                 attempt: _Attempt, *, interrupted: bool) -> Answer:
         prompt = attempt.prompt_tokens or sum(
-            estimate_tokens(str(cast(dict[str, Any], m).get("content", ""))) for m in messages)
+            estimate_tokens(str(cast(dict[str, Any], m).get("content") or "")) for m in messages)
         completion = attempt.completion_tokens or (estimate_tokens(attempt.text)
                                                    if attempt.text else 0)
         usage = TurnUsage(model, prompt, completion,
                           cost_usd(model, prompt, completion, request.prices))
-        return Answer(attempt.text, usage, interrupted=interrupted)
+        calls = tuple(ToolCall(c.id or f"call_{index}", c.name, c.arguments or "{}")
+                      for index, c in sorted(attempt.calls.items()) if c.name)
+        return Answer(attempt.text, usage, interrupted=interrupted,
+                      tool_calls=() if interrupted else calls)
 
     async def ping(self) -> None:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["user", "assistant"]
 
@@ -49,6 +49,9 @@ class StoredMessage:
     kind: str = ""
     usage: TurnUsage = field(default_factory=TurnUsage)
     citations: tuple[dict[str, str], ...] = ()
+    trace: dict[str, Any] | None = None
+    """The agent loop's decision trace (steps, tool calls, outcomes, result sizes — never
+    the arguments or results themselves), on the assistant message of a tool turn."""
 
 
 @dataclass(frozen=True, slots=True)

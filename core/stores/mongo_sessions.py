@@ -67,6 +67,8 @@ def _to_doc(m: StoredMessage) -> Document:
                         "cost_usd": m.usage.cost_usd}
         if m.citations:
             doc["citations"] = list(m.citations)
+        if m.trace:
+            doc["trace"] = m.trace
     return doc
 
 
@@ -79,7 +81,7 @@ def _from_doc(d: Document) -> StoredMessage:
         platform_message_id=d.get("platform_message_id", ""),
         author_name=d.get("author_name", ""), kind=d.get("kind", ""),
         usage=TurnUsage(**usage) if usage else TurnUsage(),
-        citations=tuple(d.get("citations", ())),
+        citations=tuple(d.get("citations", ())), trace=d.get("trace"),
     )
 
 
@@ -91,7 +93,7 @@ class MongoSessionStore:
         await self._messages.create_indexes(INDEXES)
 
     async def recent(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
-        return await self._last(key, limit, {"usage": 0, "citations": 0})
+        return await self._last(key, limit, {"usage": 0, "citations": 0, "trace": 0})
 
     async def transcript(self, key: ConversationKey, limit: int) -> list[StoredMessage]:
         return await self._last(key, limit, {"usage": 0})

@@ -180,6 +180,31 @@ class Commands(_Section):
     slack_command: str = Field("/switchboard", pattern=r"^/[a-z0-9_-]{1,31}$")
 
 
+DEFAULT_TOOLS = ("search_knowledge", "summarize_thread", "extract_entities",
+                 "classify_intent", "calculator", "sources", "help", "whoami", "stats")
+"""Tools offered when a tenant names none: reading and computing only. Tools that change
+something (``ingest_url``, ``tag_document``, ``ingest``, ``forget``, ``reload``) must be
+listed explicitly, and admin tools are offered to admins only."""
+
+
+class Tools(_Section):
+    """Tool calling: which of the tenant's commands and built-in tools the model may be
+    offered, and the bounds of the agent loop."""
+
+    enabled: bool = Field(True, description="offer tools when the model supports them")
+    allow: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]] = Field(
+        list(DEFAULT_TOOLS), description="tools the model may be offered (by name)")
+    max_steps: int = Field(5, ge=1, le=20, description="model calls per turn")
+    max_calls_per_step: int = Field(4, ge=1, le=16)
+    budget_s: float = Field(60.0, gt=0, le=600, description="the whole loop, every step")
+    token_budget: int = Field(20_000, ge=500, le=1_000_000, description="tokens per turn")
+    max_result_chars: int = Field(4000, ge=200, le=50_000,
+                                  description="a tool's result as the model sees it")
+
+    def allows(self, name: str) -> bool:
+        return self.enabled and name in self.allow
+
+
 class TenantConfig(_Section):
     """One tenant. ``id`` must equal the file name without ``.toml``."""
 
@@ -195,6 +220,7 @@ class TenantConfig(_Section):
     discord: DiscordBinding = DiscordBinding()
     widget: WidgetBinding = WidgetBinding()
     commands: Commands = Commands()
+    tools: Tools = Tools()
     api: AdminApi = AdminApi()
 
     def admin_ids(self, channel: str) -> frozenset[str]:

@@ -6,6 +6,14 @@ test inject faults per request: delay, HTTP errors with Retry-After, a stream cu
 socket, a stream that ends cleanly without ``finish_reason`` or ``[DONE]``, and a garbage
 (non-JSON) ``data:`` line in the middle of a stream.
 The answer echoes the question, so tests can tell turns apart without a real model.
+
+Tool calling: a test gives the fake a ``script`` — what the model does at each step of
+a turn (``Plan``: text, tool calls, or both). Tool calls stream the way OpenAI streams
+them: ``delta.tool_calls`` fragments keyed by index, the id, the name and the arguments
+each split across chunks, then ``finish_reason: "tool_calls"``. The fake rejects what
+the real API rejects (HTTP 400): a tool without a valid name or object parameters, a
+``tool`` message that answers no preceding call, an assistant's tool calls left
+without answers. The model obeys the script, whatever the tools say.
 """
 
 from __future__ import annotations
@@ -13,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +47,71 @@ class Fault:
 
 
 @dataclass(slots=True)
+class Plan:
+    """One step of the scripted model: text to write and tools to call (name, arguments
+    as a dict, or as raw text to send malformed JSON)."""
+
+    text: str = ""
+    calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
+
+
+Script = Callable[[dict[str, Any], int], Plan | None]
+"""Given the request body and the step number (1 = the first call of the turn), what
+the model does; None falls back to the echo answer."""
+
+
+def steps(*plans: Plan | Callable[[dict[str, Any]], Plan]) -> Script:
+    """A script that plays ``plans`` in order, one per step of each turn; past the last
+    it repeats the last (so a model that keeps calling tools keeps calling them)."""
+    def script(body: dict[str, Any], step: int) -> Plan:
+        plan = plans[min(step, len(plans)) - 1]
+        return plan(body) if callable(plan) else plan
+    return script
+
+
+def tool_results(body: dict[str, Any]) -> list[str]:
+    """The tool results the request carries, in order (what the model was told)."""
+    return [str(m.get("content", "")) for m in body["messages"] if m.get("role") == "tool"]
+
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def _invalid(body: dict[str, Any]) -> str:
+    """Why the real API would refuse this request with a 400, or ""."""
+    for tool in body.get("tools") or []:
+        function = tool.get("function") or {}
+        if tool.get("type") != "function" or not _TOOL_NAME.match(str(function.get("name"))):
+            return "Invalid 'tools': each tool needs type 'function' and a valid name"
+        if (function.get("parameters") or {"type": "object"}).get("type") != "object":
+            return "Invalid schema for function: parameters must be an object schema"
+    open_calls: set[str] = set()
+    for message in body["messages"]:
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") not in open_calls:
+                return ("Invalid parameter: messages with role 'tool' must be a response "
+                        "to a preceding message with 'tool_calls'.")
+            open_calls.discard(message["tool_call_id"])
+            continue
+        if open_calls:
+            return ("An assistant message with 'tool_calls' must be followed by tool "
+                    "messages responding to each 'tool_call_id'.")
+        open_calls = {c["id"] for c in message.get("tool_calls") or []}
+    if open_calls:
+        return ("An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'.")
+    return ""
+
+
+def step_of(body: dict[str, Any]) -> int:
+    """Which step of the turn this request is: 1 + tool-calling assistant messages after
+    the last user message."""
+    messages = body["messages"]
+    last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+    return 1 + sum(1 for m in messages[last_user:] if m.get("tool_calls"))
+
+
+@dataclass(slots=True)
 class FakeOpenAI:
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -46,6 +121,7 @@ class FakeOpenAI:
     unknown_models: set[str] = field(default_factory=set)
     answer_prefix: str = "Answer to"
     url: str = ""
+    script: Script | None = None
 
     def inject(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -56,6 +132,7 @@ class FakeOpenAI:
         self.delay_s = 0.0
         self.unknown_models.clear()
         self.answer_prefix = "Answer to"
+        self.script = None
 
     embedding_dimension: int = 8
 
@@ -94,10 +171,17 @@ class FakeOpenAI:
         if fault and fault.status:
             headers = {"retry-after": str(fault.retry_after)} if fault.retry_after else {}
             return _error(fault.status, "injected", "injected fault", headers)
-        text = self.answer_for(body)
+        problem = _invalid(body)
+        if problem:
+            return _error(400, "invalid_request_error", problem)
+        plan = self.script(body, step_of(body)) if self.script is not None else None
+        if plan is not None and plan.calls and not body.get("tools"):
+            plan = Plan(plan.text or "I have no tools to call here.")
+        text = plan.text if plan is not None else self.answer_for(body)
         if not body.get("stream"):
             return web.json_response(_completion(body["model"], text))
-        return await self._stream(request, body, text, fault or Fault())
+        return await self._stream(request, body, text, fault or Fault(),
+                                  plan.calls if plan is not None else [])
 
     def _next_fault(self, model: str) -> Fault | None:
         for fault in list(self.faults):
@@ -107,14 +191,16 @@ class FakeOpenAI:
         return None
 
     async def _stream(self, request: web.Request, body: dict[str, Any], text: str,
-                      fault: Fault) -> web.StreamResponse:
+                      fault: Fault, calls: list[tuple[str, dict[str, Any] | str]] | None = None
+                      ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
         model, created = body["model"], int(time.time())
-        words = text.split(" ")
+        words = text.split(" ") if text else []
         pieces = [{"role": "assistant", "content": ""}] + [
             {"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
+        pieces += _call_fragments(calls or [], created)
         for index, delta in enumerate(pieces):
             if fault.cut_after_chunks is not None and index > fault.cut_after_chunks:
                 assert request.transport is not None
@@ -129,9 +215,9 @@ class FakeOpenAI:
             await _send(response, _chunk(model, created, delta, None))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-        await _send(response, _chunk(model, created, {}, "stop"))
+        await _send(response, _chunk(model, created, {}, "tool_calls" if calls else "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
-            prompt = sum(len(str(m["content"]).split()) for m in body["messages"])
+            prompt = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
             await _send(response, {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
                                    "created": created, "model": model, "choices": [],
                                    "usage": {"prompt_tokens": prompt,
@@ -140,6 +226,28 @@ class FakeOpenAI:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _call_fragments(calls: list[tuple[str, dict[str, Any] | str]], created: int
+                    ) -> list[dict[str, Any]]:
+    """Tool calls as OpenAI streams them, each split over several chunks: the first
+    carries the index, half the id and half the name; the next the rest of both; then
+    the arguments arrive a few characters at a time."""
+    pieces: list[dict[str, Any]] = []
+    for index, (name, args) in enumerate(calls):
+        call_id = f"call_{created % 10_000}_{index}_{abs(hash(name)) % 10_000}"
+        arguments = args if isinstance(args, str) else json.dumps(args)
+        half_id, half_name = len(call_id) // 2, max(1, len(name) // 2)
+        pieces.append({"tool_calls": [{"index": index, "id": call_id[:half_id],
+                                       "type": "function",
+                                       "function": {"name": name[:half_name],
+                                                    "arguments": ""}}]})
+        pieces.append({"tool_calls": [{"index": index, "id": call_id[half_id:],
+                                       "function": {"name": name[half_name:]}}]})
+        for start in range(0, len(arguments), 7):
+            pieces.append({"tool_calls": [{"index": index, "function": {
+                "arguments": arguments[start:start + 7]}}]})
+    return pieces
 
 
 def _chunk(model: str, created: int, delta: dict[str, Any], finish: str | None

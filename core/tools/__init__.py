@@ -1,0 +1,1 @@
+"""Built-in tools the model may call, declared as commands offered only as tools."""
