@@ -212,13 +212,13 @@ async def main() -> int:
         results["embedded"] = await stack_results(mongo, MemoryState, "embedded", args)
         results["redis+nx"] = await stack_results(
             mongo, lambda: RedisState(redis.url, prefix="bench:"), "redis+nx", args)
+        results["agent_loop"] = await agent_loop(uri, args)
     finally:
         await mongo.close()
         await embedded.stop()
         redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     one = results["embedded"]["1_in_flight"]["engine"]
-    results["agent_loop"] = await agent_loop(uri, args)
     many = results["embedded"]["32_in_flight"]["engine"]
     results["targets"] = {"p99_ms_at_1_under_20": one["p99_ms"] < 20,
                           "turns_per_s_at_32_at_least_300": many["turns_per_s"] >= 300}

@@ -41,6 +41,8 @@ from tests.test_widget_transport import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "https://shop.example"
+PAGE = "http://shop.example"
+"""The browser test's page: plain http, as the widget script is served over http here."""
 SECRET = "slack-signing-secret-for-tool-tests"
 TOOLS = {"allow": ["search_knowledge", "summarize_thread", "calculator", "extract_entities",
                    "ingest_url", "flaky"], "max_steps": 3}
@@ -81,7 +83,7 @@ async def served(model: FakeOpenAI, slack: FakeSlack, mongo_uri: str,
         'tenant_per_minute = 10000\n[knowledge]\nchunk_tokens = 120\nchunk_overlap = 20\n'
         '[slack]\nteam_ids = ["T0SHOP"]\nbot_token_env = "SHOP_SLACK_BOT_TOKEN"\n'
         '[widget]\npublic_key = "pk_shop_tools"\n'
-        f'allowed_origins = ["{ORIGIN}"]\nip_per_minute = 1000\n[tools]\n'
+        f'allowed_origins = ["{ORIGIN}", "{PAGE}"]\nip_per_minute = 1000\n[tools]\n'
         f'allow = {json.dumps(TOOLS["allow"])}\nmax_steps = 3\n')
     split = urlsplit(mongo_uri)
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
@@ -323,3 +325,44 @@ async def test_slack_refuses_an_admin_tool_for_an_ordinary_user(
     final = [c for c in calls if c.payload.get("blocks")][-1].payload
     assert "admins only" in final["text"]
     assert step_of(scripted.requests[-1]) == 2
+
+
+# -- the widget in a real browser: a chip per tool call -------------------------------
+
+async def test_the_widget_shows_a_chip_per_tool_call_in_chromium(
+        served: str, scripted: FakeOpenAI) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    from tests.test_widget_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+    scripted.chunk_delay_s = 0.05  # slow enough to see the chip while it runs
+    scripted.script = by_step(
+        Plan(calls=[("calculator", {"expression": "19 * 3"})]),
+        lambda body: Plan(f"That makes {tool_results(body)[0]} in all."))
+    page_html = (f'<!doctype html><title>Shop</title><h1>Shop</h1>'
+                 f'<script src="{served}/widget.js" data-key="pk_shop_tools" async></script>')
+    async with async_playwright() as playwright:
+        # The page is public and the server on loopback: Chromium's Private Network
+        # Access rules would block that, as they would not in production (public server).
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=[
+                *CHROMIUM_ARGS, "--disable-features=BlockInsecurePrivateNetworkRequests,"
+                "PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults,"
+                "LocalNetworkAccessChecks"])
+        page = await browser.new_page()
+        await page.route(f"{PAGE}/", lambda route: route.fulfill(
+            status=200, content_type="text/html", body=page_html))
+        await page.goto(f"{PAGE}/")
+        await page.locator(".launcher").click()
+        await page.locator("#sb-input").fill("please what do 3 boxes of 19 cost")
+        await page.keyboard.press("Enter")
+        answer = page.locator(".msg.bot").last
+        await expect(answer).to_contain_text("That makes 57 in all.", timeout=20000)
+        chip = answer.locator(".tool")
+        await expect(chip).to_have_text("Calculating — = 57")
+        assert await chip.get_attribute("data-status") == "ok"
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "widget-tools.png"))
+        await page.reload()
+        await page.locator(".launcher").click()
+        await expect(page.locator(".msg.bot").last).to_contain_text("That makes 57")
+        await browser.close()

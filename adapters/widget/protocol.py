@@ -83,8 +83,10 @@ class ToolFrame(TypedDict):
     summary: str
 
 
-class StartedFrame(TypedDict):
-    type: Literal["started"]
+class TypingFrame(TypedDict):
+    """The turn was accepted and an answer is being written."""
+
+    type: Literal["typing"]
     client_id: str
     turn_id: str
 
@@ -109,4 +111,4 @@ class ReplyFrame(TypedDict):
     partial: bool
 
 
-ServerFrame = StartedFrame | DeltaFrame | ToolFrame | ReplyFrame
+ServerFrame = TypingFrame | DeltaFrame | ToolFrame | ReplyFrame

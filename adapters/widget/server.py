@@ -30,8 +30,8 @@ from adapters.widget.protocol import (
     SendFeedback,
     SendMessage,
     ServerFrame,
-    StartedFrame,
     ToolFrame,
+    TypingFrame,
 )
 from adapters.widget.streams import ConversationStream, Event, Streams
 from core.engine import Engine
@@ -93,13 +93,13 @@ class StreamDelivery:
         self._stream.publish(dict(frame))
 
     async def deliver(self, event: TurnEvent) -> Receipt:
-        """Started (the "typing" frame went out when the message was received), text
-        deltas, a chip per tool call that turns from running to its outcome, then the
+        """"Typing" once the turn is accepted (a duplicate or a refused message shows
+        none), text deltas, a chip per tool call that turns from running to its outcome, then the
         reply with its sources, follow-ups and the tools used."""
         cid = self._client_id
         match event:
             case TurnStarted(turn_id=turn_id):
-                self._publish(StartedFrame(type="started", client_id=cid, turn_id=turn_id))
+                self._publish(TypingFrame(type="typing", client_id=cid, turn_id=turn_id))
             case TextDelta(text=text):
                 self._publish(DeltaFrame(type="delta", client_id=cid, text=text))
             case ToolCalled(call_id=call_id, tool=tool, label=label):
@@ -273,7 +273,6 @@ class WidgetAdapter:
         stream.begin_turn()
         stream.publish({"type": "message", "role": "user", "text": inbound.text,
                         "client_id": frame.client_id})
-        stream.publish({"type": "typing", "client_id": frame.client_id})
         task = asyncio.create_task(self._run(inbound, stream, frame.client_id, tenant.id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

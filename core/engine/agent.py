@@ -20,6 +20,7 @@ durations, with a hash instead of the arguments) is stored with the turn.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -77,8 +78,25 @@ class AgentResult:
 
 
 def tool_specs(commands: Sequence[Command]) -> tuple[ToolSpec, ...]:
-    return tuple(ToolSpec(c.name, c.description, c.args.model_json_schema())
-                 for c in commands)
+    return tuple(_spec(c) for c in commands)
+
+
+@functools.cache
+def _spec(command: Command) -> ToolSpec:
+    """Built once per command: pydantic's schema generation costs about 0.15 ms a tool,
+    which every turn would otherwise pay for every tool it offers. Titles are dropped:
+    the model reads names and descriptions, and every byte is sent on every step."""
+    return ToolSpec(command.name, command.description,
+                    _untitled(command.args.model_json_schema()))
+
+
+def _untitled(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _untitled(v) for k, v in schema.items()
+                if not (k == "title" and isinstance(v, str))}
+    if isinstance(schema, list):
+        return [_untitled(v) for v in schema]
+    return schema
 
 
 def _add_usage(total: TurnUsage, more: TurnUsage) -> TurnUsage:

@@ -181,10 +181,12 @@ class Commands(_Section):
 
 
 DEFAULT_TOOLS = ("search_knowledge", "summarize_thread", "extract_entities",
-                 "classify_intent", "calculator", "sources", "help", "whoami", "stats")
-"""Tools offered when a tenant names none: reading and computing only. Tools that change
-something (``ingest_url``, ``tag_document``, ``ingest``, ``forget``, ``reload``) must be
-listed explicitly, and admin tools are offered to admins only."""
+                 "classify_intent", "calculator")
+"""Tools offered when a tenant names none: the built-ins that read and compute. Every
+offered tool's schema is sent with every model call, so commands written for people
+(``sources``, ``stats``, ``help`` …) are offered only when listed; tools that change
+something (``ingest_url``, ``tag_document``, ``forget``, ``reload``) must be listed
+explicitly, and admin tools are offered to admins only."""
 
 
 class Tools(_Section):

@@ -79,6 +79,8 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 def _invalid(body: dict[str, Any]) -> str:
     """Why the real API would refuse this request with a 400, or ""."""
+    if not body.get("messages"):
+        return "[] is too short - 'messages'"
     for tool in body.get("tools") or []:
         function = tool.get("function") or {}
         if tool.get("type") != "function" or not _TOOL_NAME.match(str(function.get("name"))):

@@ -139,6 +139,10 @@
     ".bot ul,.bot ol{margin:0 0 6px;padding-left:20px}",
     ".bot blockquote{margin:0 0 6px;padding-left:8px;border-left:3px solid #c7c7d1;color:#333}",
     ".sources{margin-top:6px;font-size:12.5px;border-top:1px solid #ddd;padding-top:5px}",
+    ".tools{display:flex;flex-wrap:wrap;gap:4px;margin:4px 0;font-size:12px}",
+    ".tool{border:1px solid #ddd;border-radius:10px;padding:1px 8px;color:#444;background:#f6f6f6}",
+    ".tool[data-status=running]{font-style:italic}",
+    ".tool[data-status=error],.tool[data-status=refused],.tool[data-status=invalid],.tool[data-status=unknown]{border-color:#d99;color:#933}",
     ".sources ol{margin:2px 0 0;padding-left:18px}",
     ".sources a{color:var(--accent)}",
     ".row{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
@@ -229,9 +233,23 @@
     if (clientId) { bots[clientId] = node; }
     return node;
   }
+  function toolChip(node, ev) {
+    var row = node.querySelector(".tools");
+    if (!row) { row = el("div", { "class": "tools", "aria-live": "polite" }); node.insertBefore(row, node.firstChild); }
+    var chip = row.querySelector('[data-call="' + CSS.escape(ev.call_id || "") + '"]');
+    if (!chip) { chip = row.appendChild(el("span", { "class": "tool", "data-call": ev.call_id || "" })); }
+    chip.setAttribute("data-status", ev.status || "");
+    chip.textContent = ev.status === "running" ? (ev.label || ev.tool) + "…"
+      : (ev.label || ev.tool) + (ev.summary ? " — " + ev.summary : "");
+  }
   function finish(node, reply) {
     node.setAttribute("data-turn", reply.turn_id || "");
     markdown(reply.text || "", node.querySelector(".body"));
+    if (!node.querySelector(".tools")) {
+      (reply.tools || []).forEach(function (t, i) {
+        toolChip(node, { call_id: "r" + i, tool: t.tool, status: t.outcome, summary: t.summary });
+      });
+    }
     var cites = reply.citations || [];
     if (cites.length) {
       var box = node.appendChild(el("div", { "class": "sources" }, "Sources"));
@@ -313,6 +331,7 @@
       markdown(texts[ev.client_id], botBubble(ev.client_id).querySelector(".body"));
       scroll(); return;
     }
+    if (ev.type === "tool") { toolChip(botBubble(ev.client_id), ev); scroll(); return; }
     if (ev.type === "reply") {
       typing.hidden = true; delete texts[ev.client_id];
       finish(botBubble(ev.client_id), ev); return;
