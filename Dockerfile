@@ -6,6 +6,7 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY core ./core
 COPY adapters ./adapters
 COPY bots ./bots
+COPY observability ./observability
 COPY tenants ./tenants
 COPY docs ./docs
 RUN pip install --no-cache-dir --no-deps . && useradd --create-home switchboard \

@@ -30,7 +30,6 @@ from core.knowledge.service import KnowledgeService
 from core.llm.base import Answerer
 from core.llm.extractive import ExtractiveAnswerer
 from core.llm.openai_chat import OpenAIAnswerer
-from core.observability.logging import register_secret
 from core.sessions.cached import CachedSessionStore
 from core.sessions.store import SessionStore
 from core.state.base import SharedState
@@ -45,6 +44,7 @@ from core.stores.mongo_sessions import MongoSessionStore
 from core.stores.mongo_usage import MongoUsageStore
 from core.tenants.registry import TenantRegistry
 from core.usage import UsageLedger
+from observability.logging import register_secret
 
 log = logging.getLogger("switchboard.bootstrap")
 

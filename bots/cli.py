@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bots.settings import Settings
-from core.observability.logging import configure_logging
+from observability.logging import configure_logging
 
 log = logging.getLogger("switchboard")
 

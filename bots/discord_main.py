@@ -72,7 +72,7 @@ async def run_discord(settings: Settings) -> int:
             guilds = sum(len(services.tenants.get(t).discord.guild_ids)
                          for t in services.tenants.tenant_ids())
             sharded = os.environ.get("DISCORD_SHARDED", "") == "1" or guilds >= SHARD_FROM
-            bots.append((DiscordAdapter(services.engine, services.tenants, sharded=sharded),
+            bots.append((DiscordAdapter(services.engine, sharded=sharded),
                          shared))
         for tenant_id in services.tenants.tenant_ids():
             env = services.tenants.get(tenant_id).discord.bot_token_env
@@ -83,7 +83,7 @@ async def run_discord(settings: Settings) -> int:
                 log.error("tenant %s names %s for its Discord bot token, but it is unset",
                           tenant_id, env, extra={"tenant": tenant_id, "channel": "discord"})
                 continue
-            bots.append((DiscordAdapter(services.engine, services.tenants,
+            bots.append((DiscordAdapter(services.engine,
                                         only_tenant=tenant_id), token))
         if not bots:
             print("switchboard discord: no bot token. Set DISCORD_BOT_TOKEN, or name a "

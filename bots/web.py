@@ -28,8 +28,10 @@ from adapters.http_input import (
     install_log_filter,
 )
 from adapters.slack.app import SlackAdapter
+from adapters.slack.installations import MongoInstallationStore
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
 from adapters.slack.routes import mount as mount_slack
+from adapters.slack.token_cipher import CipherKeyError, TokenCipher
 from adapters.widget.identity import TokenSigner, load_key
 from adapters.widget.routes import demo_page
 from adapters.widget.routes import mount as mount_widget
@@ -37,9 +39,7 @@ from adapters.widget.server import WidgetAdapter
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery, Redeliver
-from core.stores.mongo_installations import MongoInstallationStore
 from core.tenants.registry import UnknownTenant
-from core.token_cipher import CipherKeyError, TokenCipher
 from core.turns.chain import Delivery
 
 log = logging.getLogger("switchboard.web")
@@ -128,7 +128,7 @@ async def _slack(services: Services, settings: Settings
             installations = MongoInstallationStore(services.mongo.db, TokenCipher(key))
         except CipherKeyError as exc:
             log.error("Slack installations are off: %s", exc)
-    adapter = SlackAdapter(services.engine, services.tenants, api_url=settings.slack_api_url,
+    adapter = SlackAdapter(services.engine, api_url=settings.slack_api_url,
                            signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
                            installations=installations)
     client_id, client_secret = env.get("SLACK_CLIENT_ID", ""), env.get("SLACK_CLIENT_SECRET", "")
@@ -139,7 +139,7 @@ async def _slack(services: Services, settings: Settings
         return adapter, None
     flow = SlackOAuth(OAuthSettings(client_id, client_secret, settings.slack_api_url,
                                     env.get("SLACK_REDIRECT_URI", "")),
-                      installations, services.state, services.tenants,
+                      installations, services.engine,
                       on_installed=adapter.forget_installation)
     return adapter, flow
 
@@ -179,7 +179,7 @@ def build_app(settings: Settings) -> web.Application:
             await widget[0].close()
 
     app.cleanup_ctx.append(services_ctx)
-    AdminApi(lambda: (app[SERVICES].engine, app[SERVICES].knowledge)).register(app)
+    AdminApi(lambda: app[SERVICES].engine).register(app)
     slack: list[SlackAdapter | None] = [None]
     oauth: list[SlackOAuth | None] = [None]
     mount_slack(app, lambda: slack[0], lambda: oauth[0])

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from core.observability import metrics
 from core.sessions.models import TurnUsage
 from core.state.base import SharedState
+from observability import metrics
 
 log = logging.getLogger("switchboard.usage")
 

@@ -235,7 +235,7 @@ async def test_unreachable_database_still_answers_and_journals_the_turn(
 
 async def test_each_turn_logs_its_stages_with_ids(make_engine: Build,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    from core.observability.logging import JsonFormatter
+    from observability.logging import JsonFormatter
     kit: EngineKit = await make_engine(tenant("acme"))
     channel = MemoryChannel(kit.engine, "acme")
     message = channel.message("hello")
@@ -251,7 +251,7 @@ async def test_each_turn_logs_its_stages_with_ids(make_engine: Build,
 
 
 def test_secrets_never_reach_a_log_line() -> None:
-    from core.observability.logging import JsonFormatter, register_secret
+    from observability.logging import JsonFormatter, register_secret
     register_secret("sk-live-very-secret-value")
     record = logging.makeLogRecord({"msg": "calling with key %s",
                                     "args": ("sk-live-very-secret-value",)})

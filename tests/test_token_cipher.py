@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
+from adapters.slack.installations import Installation, MongoInstallationStore
+from adapters.slack.token_cipher import CipherKeyError, TokenCipher, TokenDecryptError
 from core.stores.mongo_client import MongoConnection
-from core.stores.mongo_installations import Installation, MongoInstallationStore
-from core.token_cipher import CipherKeyError, TokenCipher, TokenDecryptError
 
 
 def test_rotation_reads_old_tokens_and_writes_with_the_new_key() -> None:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
@@ -23,13 +23,17 @@ from pydantic import BaseModel, ValidationError
 from adapters.admin_api import models as m
 from adapters.admin_api.openapi import openapi_document
 from adapters.http_input import BadInput, bearer_token, header_bytes, read_json_object
-from core.engine import Engine, KeptResponse, SchemaProblem
-from core.knowledge.base import SearchFilters
-from core.knowledge.models import SourceDocument
-from core.knowledge.service import KnowledgeService
-from core.observability.logging import log_context
+from core.engine import (
+    Engine,
+    KeptResponse,
+    KnowledgeUnavailable,
+    SchemaProblem,
+    SearchFilters,
+    TextDocument,
+    UnknownTenant,
+)
 from core.tenants.models import TenantConfig
-from core.tenants.registry import UnknownTenant
+from observability.logging import log_context
 
 log = logging.getLogger("switchboard.api")
 
@@ -64,6 +68,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return _error(exc.status, exc.message, exc.details)
     except BadInput as exc:
         return _error(exc.status, exc.message)
+    except KnowledgeUnavailable as exc:
+        return _error(503, str(exc))
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
@@ -72,19 +78,15 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 class AdminApi:
-    """Handlers over the engine's interface and the knowledge service, looked up per
-    request (they are opened after the routes are registered, in the web app's startup)."""
+    """Handlers over the engine's interface, looked up per request (the engine is opened
+    after the routes are registered, in the web app's startup)."""
 
-    def __init__(self, resolve: Callable[[], tuple[Engine, KnowledgeService]]) -> None:
+    def __init__(self, resolve: Callable[[], Engine]) -> None:
         self._resolve = resolve
 
     @property
     def _engine(self) -> Engine:
-        return self._resolve()[0]
-
-    @property
-    def _knowledge(self) -> KnowledgeService:
-        return self._resolve()[1]
+        return self._resolve()
 
     def register(self, app: web.Application) -> None:
         app.middlewares.append(json_errors)
@@ -157,7 +159,7 @@ class AdminApi:
 
     async def list_documents(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
-        records = await self._knowledge.catalog.list(tenant.id)
+        records = await self._engine.documents(tenant)
         return _ok(m.DocumentList(documents=[m.DocumentOut(
             doc_id=r.doc_id, kb=r.kb, source=r.source, title=r.title, url=r.url,
             chunks=len(r.chunk_ids), tags=r.tags, ingested_at=r.ingested_at)
@@ -167,18 +169,10 @@ class AdminApi:
         tenant = self._tenant(request)
         body = await self._body(request, m.IngestRequest)
         with log_context(tenant=tenant.id, channel="api"):
-            ingestor = self._knowledge.ingestor
-            report = await ingestor.ingest(tenant, [str(u) for u in body.urls],
-                                           self._knowledge.root, kb=body.kb,
-                                           tags=tuple(body.tags)) if body.urls else None
-            if body.documents:
-                inline = await ingestor.ingest_stream(
-                    tenant, _inline(body.documents, tuple(body.tags)), kb=body.kb)
-                if report is None:
-                    report = inline
-                else:
-                    report.outcomes += inline.outcomes
-        assert report is not None
+            report = await self._engine.ingest(
+                tenant, [str(u) for u in body.urls],
+                [TextDocument(d.title, d.text, d.source or "") for d in body.documents],
+                body.kb, tuple(body.tags))
         return _ok(m.IngestResponse(summary=report.summary(), outcomes=[
             m.Outcome(source=o.source, status=o.status, chunks=o.chunks, reason=o.reason,
                       doc_id=o.doc_id) for o in report.outcomes]))
@@ -186,10 +180,8 @@ class AdminApi:
     async def delete_document(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
         doc_id = request.match_info["doc_id"]
-        for record in await self._knowledge.catalog.list(tenant.id):
-            if record.doc_id == doc_id:
-                await self._knowledge.ingestor.remove(tenant, record.kb, doc_id)
-                return web.Response(status=204)
+        if await self._engine.remove_document(tenant, doc_id):
+            return web.Response(status=204)
         return _error(404, f"no document {doc_id} in this tenant")
 
     async def search(self, request: web.Request) -> web.Response:
@@ -231,11 +223,3 @@ class AdminApi:
         if result.outcome == "budget_exhausted":
             return _error(429, "this tenant's monthly token budget is used up")
         return _error(503, "no answer from the language model; try again")
-
-
-async def _inline(documents: list[m.InlineDocument], tags: tuple[str, ...]
-                  ) -> AsyncIterator[SourceDocument]:
-    for document in documents:
-        yield SourceDocument(source=f"inline:{document.source or document.title}",
-                             content=document.text.encode(), content_type="text/markdown",
-                             title=document.title, tags=tags)

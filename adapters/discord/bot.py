@@ -28,12 +28,10 @@ from adapters.discord.commands import (
 )
 from adapters.discord.delivery import ChannelDelivery, InteractionDelivery
 from adapters.discord.render import FEEDBACK_PREFIX, FOLLOW_UP_PREFIX
-from core.engine import Engine
-from core.feedback import Rating
+from core.engine import Engine, Rating, UnknownTenant
 from core.messages import Author, Binding, InboundMessage
-from core.observability.metrics import PLATFORM_RATE_LIMITED
 from core.tenants.models import TenantConfig
-from core.tenants.registry import TenantRegistry, UnknownTenant
+from observability.metrics import PLATFORM_RATE_LIMITED
 
 log = logging.getLogger("switchboard.discord")
 REDELIVERY_WAIT_S = 120.0
@@ -56,11 +54,10 @@ def rate_limit_trace() -> aiohttp.TraceConfig:
 
 
 class DiscordAdapter:
-    def __init__(self, engine: Engine, tenants: TenantRegistry, *,
+    def __init__(self, engine: Engine, *,
                  only_tenant: str | None = None, min_interval_s: float = 1.0,
                  sharded: bool = False) -> None:
         self._engine = engine
-        self._tenants = tenants
         self._only = only_tenant
         self._interval = min_interval_s
         intents = discord.Intents.default()
@@ -96,10 +93,10 @@ class DiscordAdapter:
     def tenant_of(self, guild_id: int | None) -> TenantConfig | None:
         if guild_id is None:
             if self._only is not None:
-                return self._tenants.get(self._only)
+                return self._engine.tenant(self._only)
             return None
         try:
-            tenant = self._tenants.resolve(Binding("discord", str(guild_id)))
+            tenant = self._engine.tenant_for(Binding("discord", str(guild_id)))
         except UnknownTenant:
             log.warning("Discord event from a guild bound to no tenant",
                         extra={"channel": "discord", "guild_id": str(guild_id)})

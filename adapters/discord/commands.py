@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from core.commands.registry import Command
+from core.engine import Command
 from core.messages import CommandCall
 
 STRING, INTEGER, BOOLEAN, NUMBER = 3, 4, 5, 10

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import discord
 
-from core.markdown import split_markdown
+from adapters.markdown import split_markdown
 from core.replies import Reply
 
 CONTENT_LIMIT = 2000

@@ -40,14 +40,12 @@ from adapters.slack.credentials import SlackCredentials
 from adapters.slack.delivery import SlackThreadDelivery, web_client
 from adapters.slack.files import FILE_ID, shared_file, wants_ingest, with_fetch
 from adapters.slack.inbound import clean_text, deleted, edited, mentions, to_inbound
+from adapters.slack.installations import MongoInstallationStore
 from adapters.slack.render import render
-from core.engine import Engine
-from core.feedback import Rating
+from core.engine import Engine, Rating, UnknownTenant
 from core.messages import Attachment, Author, CommandCall, InboundMessage
 from core.replies import Reply
-from core.stores.mongo_installations import MongoInstallationStore
 from core.tenants.models import TenantConfig
-from core.tenants.registry import TenantRegistry, UnknownTenant
 from core.turns.events import NOTHING, FinalReply, Receipt, TurnEvent, TurnFailed
 
 log = logging.getLogger("switchboard.slack")
@@ -85,11 +83,10 @@ class ResponseUrlDelivery:
 
 
 class SlackAdapter:
-    def __init__(self, engine: Engine, tenants: TenantRegistry, *, api_url: str,
+    def __init__(self, engine: Engine, *, api_url: str,
                  signing_secret: str = "",
                  installations: MongoInstallationStore | None = None) -> None:
         self._engine = engine
-        self._tenants = tenants
         self._api_url = api_url
         self._credentials = SlackCredentials(api_url, installations)
         self._own: dict[str, SignedApp] = {}
@@ -99,7 +96,7 @@ class SlackAdapter:
     def own_app(self, tenant_id: str) -> SignedApp | None:
         """The app of a tenant that brings its own Slack app, or None if it does not."""
         try:
-            tenant = self._tenants.get(tenant_id)
+            tenant = self._engine.tenant(tenant_id)
         except UnknownTenant:
             return None
         env = tenant.slack.signing_secret_env
@@ -169,7 +166,7 @@ class SlackAdapter:
                          team_id: str | None, only_tenant: str | None
                          ) -> AuthorizeResult | None:
         try:
-            authority = decide(self._tenants, team_id, enterprise_id, only_tenant)
+            authority = decide(self._engine.tenant_for, team_id, enterprise_id, only_tenant)
         except RefusedWorkspace as exc:
             log.warning("Slack request refused: %s", exc, extra={
                 "team_id": team_id or "", "enterprise_id": enterprise_id or "",
@@ -195,7 +192,7 @@ class SlackAdapter:
         """A sink for a journaled address: the same thread, with the workspace's current
         token. None when the workspace or its token is gone."""
         try:
-            tenant = self._tenants.get(str(address.get("tenant", "")))
+            tenant = self._engine.tenant(str(address.get("tenant", "")))
         except UnknownTenant:
             return None
         authority = SlackAuthority(tenant, str(address.get("workspace", "")),

@@ -22,13 +22,13 @@ tenant sets ``slack.external_users = "answer"`` and is never an admin.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.engine import UnknownTenant
 from core.messages import Binding
 from core.tenants.models import TenantConfig
-from core.tenants.registry import TenantRegistry, UnknownTenant
 
 CONTEXT_KEY = "switchboard_authority"
 
@@ -55,15 +55,16 @@ class RefusedWorkspace(LookupError):
     that signed the request."""
 
 
-def decide(tenants: TenantRegistry, team_id: str | None, enterprise_id: str | None,
-           only_tenant: str | None) -> SlackAuthority:
-    """The tenant for bolt's authorized ids; ``only_tenant`` is the tenant whose own app
-    signed the request (None for the shared app)."""
+def decide(resolve: Callable[[Binding], TenantConfig], team_id: str | None,
+           enterprise_id: str | None, only_tenant: str | None) -> SlackAuthority:
+    """The tenant for bolt's authorized ids (``resolve`` maps a binding to its tenant or
+    raises ``UnknownTenant``: ``Engine.tenant_for``); ``only_tenant`` is the tenant whose
+    own app signed the request (None for the shared app)."""
     for candidate in (team_id, enterprise_id):
         if not candidate:
             continue
         try:
-            tenant = tenants.resolve(Binding("slack", candidate))
+            tenant = resolve(Binding("slack", candidate))
         except UnknownTenant:
             continue
         if only_tenant is not None and tenant.id != only_tenant:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from adapters.slack.authority import SlackAuthority
 from adapters.slack.delivery import web_client
-from core.observability.logging import register_secret
-from core.stores.mongo_installations import Installation, MongoInstallationStore
-from core.token_cipher import TokenDecryptError
+from adapters.slack.installations import Installation, MongoInstallationStore
+from adapters.slack.token_cipher import TokenDecryptError
+from observability.logging import register_secret
 
 log = logging.getLogger("switchboard.slack")
 INSTALL_CACHE_S = 30.0

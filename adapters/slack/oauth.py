@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -22,11 +21,10 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.delivery import web_client
+from adapters.slack.installations import Installation, MongoInstallationStore
+from core.engine import Engine, UnknownTenant
 from core.messages import Binding
-from core.observability.logging import register_secret
-from core.state.base import SharedState
-from core.stores.mongo_installations import Installation, MongoInstallationStore
-from core.tenants.registry import TenantRegistry, UnknownTenant
+from observability.logging import register_secret
 
 log = logging.getLogger("switchboard.slack.oauth")
 
@@ -61,12 +59,11 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
 
 class SlackOAuth:
     def __init__(self, settings: OAuthSettings, store: MongoInstallationStore,
-                 state: SharedState, tenants: TenantRegistry,
+                 engine: Engine,
                  on_installed: Callable[[str], None] = lambda team_id: None) -> None:
         self._settings = settings
         self._store = store
-        self._state = state
-        self._tenants = tenants
+        self._engine = engine
         self._on_installed = on_installed
 
     def _redirect_uri(self, request: web.Request) -> str:
@@ -74,8 +71,7 @@ class SlackOAuth:
             f"{request.scheme}://{request.host}/slack/oauth_redirect"
 
     async def install(self, request: web.Request) -> web.Response:
-        state = secrets.token_urlsafe(24)
-        await self._state.cache_set(f"slack-oauth:{state}", "1", STATE_TTL_S)
+        state = await self._engine.issue_nonce("slack-oauth", STATE_TTL_S)
         query = urlencode({"client_id": self._settings.client_id, "scope": ",".join(BOT_SCOPES),
                            "state": state, "redirect_uri": self._redirect_uri(request)})
         url = f"{self._settings.authorize_url}?{query}"
@@ -97,13 +93,12 @@ class SlackOAuth:
             return _page("Installation failed", "<p>The link is missing its code or state; "
                          "start again from the install page.</p>", 400)
         if request.cookies.get(COOKIE) != state or \
-                await self._state.cache_get(f"slack-oauth:{state}") is None:
+                not await self._engine.redeem_nonce("slack-oauth", state):
             log.warning("Slack OAuth redirect with an unknown or expired state",
                         extra={"channel": "slack"})
             return _page("Installation expired", "<p>This install link has expired or was "
                          "started in another browser. <a href=\"/slack/install\">Start "
                          "again</a>.</p>", 400)
-        await self._state.cache_delete(f"slack-oauth:{state}")
         try:
             result = await web_client("", self._settings.api_url).oauth_v2_access(
                 client_id=self._settings.client_id, client_secret=self._settings.client_secret,
@@ -127,7 +122,7 @@ class SlackOAuth:
         self._on_installed(installation.team_id)
         name = html.escape(installation.team_name or installation.team_id)
         try:
-            tenant = self._tenants.resolve(Binding("slack", installation.team_id))
+            tenant = self._engine.tenant_for(Binding("slack", installation.team_id))
         except UnknownTenant:
             log.warning("Slack app installed in a workspace bound to no tenant",
                         extra={"channel": "slack", "team_id": installation.team_id})

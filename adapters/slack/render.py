@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.markdown import split_markdown
+from adapters.markdown import split_markdown
 from core.replies import Reply
 
 SECTION_LIMIT = 3000

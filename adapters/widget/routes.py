@@ -17,8 +17,8 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.widget.protocol import CLIENT_FRAME, Hello, PostedFrame, SessionRequest
 from adapters.widget.server import STATIC, WidgetAdapter, WidgetRefused
-from core.observability.logging import log_context
 from core.tenants.models import TenantConfig
+from observability.logging import log_context
 
 log = logging.getLogger("switchboard.widget")
 HELLO_TIMEOUT_S = 10.0

@@ -34,11 +34,10 @@ from adapters.widget.protocol import (
     TypingFrame,
 )
 from adapters.widget.streams import ConversationStream, Event, Streams
-from core.engine import Engine
+from core.engine import Engine, UnknownTenant
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
 from core.tenants.models import TenantConfig
-from core.tenants.registry import UnknownTenant
 from core.turns.events import (
     NOTHING,
     FinalReply,

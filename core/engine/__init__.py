@@ -1,10 +1,25 @@
-"""The engine: one explicit, ordered pipeline from inbound message to stored turn."""
+"""The engine: one explicit, ordered pipeline from inbound message to stored turn.
 
+This package is the engine's whole interface for channels: ``Engine`` and the types its
+methods take and return. Adapters import from here (and from ``core.messages``,
+``core.replies``, ``core.turns`` and ``core.tenants.models``) and nothing else of the
+core; ``tests/test_architecture.py`` checks it.
+"""
+
+from core.commands.registry import Command
 from core.engine.analyze import NAMED_SCHEMAS, Analysis, SchemaProblem
 from core.engine.deps import EngineDeps, EngineSettings
 from core.engine.engine import Engine
 from core.engine.idempotency import KeptResponse
+from core.engine.knowledge_admin import KnowledgeUnavailable, TextDocument
 from core.engine.pipeline import TurnResult
+from core.feedback import Rating
+from core.knowledge.base import SearchFilters
+from core.knowledge.ingest import IngestReport
+from core.knowledge.models import DocumentRecord
+from core.tenants.registry import UnknownTenant
 
-__all__ = ["NAMED_SCHEMAS", "Analysis", "Engine", "EngineDeps", "EngineSettings",
-           "KeptResponse", "SchemaProblem", "TurnResult"]
+__all__ = ["NAMED_SCHEMAS", "Analysis", "Command", "DocumentRecord", "Engine", "EngineDeps",
+           "EngineSettings", "IngestReport", "KeptResponse", "KnowledgeUnavailable",
+           "Rating", "SchemaProblem", "SearchFilters", "TextDocument", "TurnResult",
+           "UnknownTenant"]

@@ -41,10 +41,10 @@ from core.llm.base import (
     ToolSpec,
     ToolStep,
 )
-from core.observability import metrics
 from core.replies import ToolUse
 from core.sessions.models import TurnUsage
 from core.turns.events import ToolCalled, ToolOutcome, ToolReturned
+from observability import metrics
 
 log = logging.getLogger("switchboard.agent")
 

@@ -6,7 +6,8 @@ whose question was edited or deleted (``remove_turn``), records feedback, and as
 few questions a channel needs answered — which tenant a binding or id names, whether a
 conversation exists, its transcript, which commands a user may run, whether an address
 may start something new (``admit``), a one-shot grounded search, structured output
-(``analyze``) and at-most-once requests (``once``, for ``Idempotency-Key``). Nothing outside
+(``analyze``), at-most-once requests (``once``, for ``Idempotency-Key``), the admin
+API's document operations, and single-use tokens for OAuth flows. Nothing outside
 ``core/engine`` reads the engine's dependencies (``EngineDeps``): the stages that use
 them live in ``pipeline.py`` and ``guards.py``.
 """
@@ -15,24 +16,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from core.commands.registry import Command
+from core.engine import knowledge_admin
 from core.engine.analyze import Analysis, analyze
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
 from core.engine.idempotency import KeptResponse, Run, once
+from core.engine.knowledge_admin import TextDocument
 from core.engine.pipeline import PIPELINE, SORRY, TurnResult, persist_turn
 from core.engine.search import SearchAnswer, search_and_answer
 from core.feedback import FeedbackRecord, Rating
 from core.knowledge.base import SearchFilters
+from core.knowledge.ingest import IngestReport
+from core.knowledge.models import DocumentRecord
 from core.messages import Binding, Channel, InboundMessage
-from core.observability import metrics
-from core.observability.logging import log_context
 from core.replies import Reply
 from core.sessions.models import ConversationKey, StoredMessage
 from core.state.base import Bucket, LockTimeout, RateDecision
@@ -40,6 +44,8 @@ from core.tenants.models import TenantConfig
 from core.tenants.registry import UnknownTenant
 from core.turns.chain import Delivery
 from core.turns.events import FinalReply, TurnFailed
+from observability import metrics
+from observability.logging import log_context
 
 log = logging.getLogger("switchboard.engine")
 
@@ -117,6 +123,38 @@ class Engine:
                    run: Run) -> KeptResponse:
         """Run a request with an ``Idempotency-Key`` at most once (``idempotency.py``)."""
         return await once(self.deps.state, tenant.id, key, fingerprint, run)
+
+    # -- knowledge administration (the admin API) ------------------------------------
+
+    async def documents(self, tenant: TenantConfig) -> list[DocumentRecord]:
+        """The tenant's documents; raises ``KnowledgeUnavailable``."""
+        return await knowledge_admin.documents(self.deps, tenant)
+
+    async def ingest(self, tenant: TenantConfig, urls: Sequence[str],
+                     texts: Sequence[TextDocument], kb: str = "default",
+                     tags: tuple[str, ...] = ()) -> IngestReport:
+        """Add (or replace) documents from URLs and text; raises ``KnowledgeUnavailable``."""
+        return await knowledge_admin.ingest(self.deps, tenant, urls, texts, kb, tags)
+
+    async def remove_document(self, tenant: TenantConfig, doc_id: str) -> bool:
+        """Remove a document of the tenant, its chunks and vectors; False if none."""
+        return await knowledge_admin.remove(self.deps, tenant, doc_id)
+
+    # -- single-use tokens (an OAuth flow's ``state``) ---------------------------------
+
+    async def issue_nonce(self, scope: str, ttl_s: int) -> str:
+        """A random single-use token, kept in shared state so any worker can redeem it."""
+        nonce = secrets.token_urlsafe(24)
+        await self.deps.state.cache_set(f"nonce:{scope}:{nonce}", "1", ttl_s)
+        return nonce
+
+    async def redeem_nonce(self, scope: str, nonce: str) -> bool:
+        """True once for a token ``issue_nonce`` made and that has not expired."""
+        key = f"nonce:{scope}:{nonce}"
+        if not nonce or await self.deps.state.cache_get(key) is None:
+            return False
+        await self.deps.state.cache_delete(key)
+        return True
 
     async def record_feedback(self, message: InboundMessage, turn_id: str,
                               rating: Rating) -> bool:

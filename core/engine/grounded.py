@@ -23,10 +23,10 @@ from core.knowledge.answer_cache import CachedAnswer
 from core.knowledge.base import Passage, SearchFilters
 from core.knowledge.index import KnowledgeIndexError
 from core.llm.base import AnswerUnavailable, ChatTurn, DeltaCallback
-from core.observability import metrics
 from core.replies import Citation, ToolUse
 from core.sessions.models import TurnUsage
 from core.tenants.models import TenantConfig
+from observability import metrics
 
 log = logging.getLogger("switchboard.engine")
 

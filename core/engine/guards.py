@@ -16,13 +16,13 @@ from core.engine.context import Stop, Turn
 from core.engine.deps import EngineDeps
 from core.intake.codec import message_to_dict
 from core.intake.journal import JournalEntry
-from core.observability import metrics
-from core.observability.logging import tenant_var
 from core.replies import Reply
 from core.sessions.models import ConversationKey
 from core.sessions.store import StoreUnavailable
 from core.state.base import Bucket, LockTimeout
 from core.tenants.registry import UnknownTenant
+from observability import metrics
+from observability.logging import tenant_var
 
 log = logging.getLogger("switchboard.engine")
 

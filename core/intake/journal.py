@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from core.observability import metrics
+from observability import metrics
 
 log = logging.getLogger("switchboard.journal")
 

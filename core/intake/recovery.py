@@ -23,10 +23,10 @@ from typing import Any
 from core.engine.engine import Engine
 from core.intake.codec import message_from_dict, stored_from_dict
 from core.intake.journal import JournalEntry
-from core.observability import metrics
 from core.sessions.store import StoreUnavailable
 from core.turns.chain import Delivery
 from core.turns.collecting import CollectingDelivery
+from observability import metrics
 
 log = logging.getLogger("switchboard.journal")
 

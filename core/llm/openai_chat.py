@@ -32,9 +32,9 @@ from openai.types.chat import ChatCompletionMessageParam
 from core.llm.base import Answer, AnswerRequest, AnswerUnavailable, DeltaCallback, ToolCall
 from core.llm.pricing import cost_usd
 from core.llm.prompt import build_messages, tool_params
-from core.observability import metrics
 from core.sessions.history import estimate_tokens
 from core.sessions.models import TurnUsage
+from observability import metrics
 
 log = logging.getLogger("switchboard.llm")
 

@@ -28,9 +28,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
-from core.observability import metrics
 from core.state.base import Bucket, LockTimeout, RateDecision, SharedState
 from core.state.memory import MemoryState
+from observability import metrics
 
 log = logging.getLogger("switchboard.state")
 T = TypeVar("T")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.messages import Binding, InboundMessage
-from core.observability import metrics
 from core.tenants.loader import (
     LoadResult,
     TenantProblem,
@@ -23,6 +22,7 @@ from core.tenants.loader import (
     load_directory,
 )
 from core.tenants.models import TenantConfig
+from observability import metrics
 
 log = logging.getLogger("switchboard.tenants")
 

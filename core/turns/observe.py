@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.observability import metrics
 from core.turns.chain import Next
 from core.turns.events import EVENT_TYPES, Receipt, TurnEvent
+from observability import metrics
 
 _COUNTERS = {kind: metrics.TURN_EVENTS.labels(kind.__name__) for kind in EVENT_TYPES}
 """One child per event type, looked up once: ``labels()`` on every delta adds up."""

@@ -22,26 +22,26 @@ TENANTS = TenantRegistry.from_configs(ACME, HOOLI)
 
 
 def test_the_authorized_workspace_decides_the_tenant() -> None:
-    assert decide(TENANTS, "T0ACME", None, None).tenant.id == "acme"
-    assert decide(TENANTS, "T0HOOLI", "E0ACME", None).tenant.id == "hooli"
+    assert decide(TENANTS.resolve, "T0ACME", None, None).tenant.id == "acme"
+    assert decide(TENANTS.resolve, "T0HOOLI", "E0ACME", None).tenant.id == "hooli"
 
 
 def test_an_org_claims_its_workspaces_and_org_wide_installs() -> None:
-    assert decide(TENANTS, None, "E0ACME", None).workspace == "E0ACME"
-    assert decide(TENANTS, "T0NEWWS", "E0ACME", None).tenant.id == "acme"
+    assert decide(TENANTS.resolve, None, "E0ACME", None).workspace == "E0ACME"
+    assert decide(TENANTS.resolve, "T0NEWWS", "E0ACME", None).tenant.id == "acme"
 
 
 def test_an_own_app_never_speaks_for_another_tenant() -> None:
-    assert decide(TENANTS, "T0HOOLI", None, "hooli").tenant.id == "hooli"
+    assert decide(TENANTS.resolve, "T0HOOLI", None, "hooli").tenant.id == "hooli"
     for team, org in (("T0ACME", None), (None, "E0ACME"), ("T0NOBODY", "E0ACME")):
         with pytest.raises(RefusedWorkspace):
-            decide(TENANTS, team, org, "hooli")
+            decide(TENANTS.resolve, team, org, "hooli")
 
 
 def test_unbound_workspaces_are_refused() -> None:
     for team, org in (("T0NOBODY", None), (None, None), ("", "E0NOBODY")):
         with pytest.raises(RefusedWorkspace):
-            decide(TENANTS, team, org, None)
+            decide(TENANTS.resolve, team, org, None)
 
 
 def test_slack_connect_actors_from_other_orgs_are_external() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from core.token_cipher import TokenCipher
+from adapters.slack.token_cipher import TokenCipher
 
 Document = dict[str, Any]
 

@@ -1,0 +1,67 @@
+"""Knowledge administration for channels that manage documents (the admin API): list,
+add and remove a tenant's documents, through the knowledge service the engine holds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from core.engine.deps import EngineDeps
+from core.knowledge.ingest import IngestReport
+from core.knowledge.models import DocumentRecord, SourceDocument
+from core.knowledge.service import KnowledgeService
+from core.tenants.models import TenantConfig
+
+
+class KnowledgeUnavailable(RuntimeError):
+    """This process has no knowledge service (nothing to list, add or remove)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDocument:
+    """A document given as text (Markdown or plain): its title, text and source name."""
+
+    title: str
+    text: str
+    source: str = ""
+
+
+def _service(deps: EngineDeps) -> KnowledgeService:
+    if deps.knowledge is None:
+        raise KnowledgeUnavailable("knowledge is not available in this process")
+    return deps.knowledge
+
+
+async def documents(deps: EngineDeps, tenant: TenantConfig) -> list[DocumentRecord]:
+    return await _service(deps).catalog.list(tenant.id)
+
+
+async def ingest(deps: EngineDeps, tenant: TenantConfig, urls: Sequence[str],
+                 texts: Sequence[TextDocument], kb: str, tags: tuple[str, ...]
+                 ) -> IngestReport:
+    service = _service(deps)
+    report = await service.ingestor.ingest(tenant, list(urls), service.root, kb=kb,
+                                           tags=tags) if urls else None
+    if texts:
+        inline = await service.ingestor.ingest_stream(tenant, _inline(texts, tags), kb=kb)
+        if report is None:
+            return inline
+        report.outcomes += inline.outcomes
+    return report if report is not None else IngestReport()
+
+
+async def remove(deps: EngineDeps, tenant: TenantConfig, doc_id: str) -> bool:
+    service = _service(deps)
+    for record in await service.catalog.list(tenant.id):
+        if record.doc_id == doc_id:
+            await service.ingestor.remove(tenant, record.kb, doc_id)
+            return True
+    return False
+
+
+async def _inline(texts: Sequence[TextDocument], tags: tuple[str, ...]
+                  ) -> AsyncIterator[SourceDocument]:
+    for document in texts:
+        yield SourceDocument(source=f"inline:{document.source or document.title}",
+                             content=document.text.encode(), content_type="text/markdown",
+                             title=document.title, tags=tags)
