@@ -43,9 +43,14 @@ from core.stores.mongo_feedback import MongoFeedbackStore
 from core.stores.mongo_sessions import MongoSessionStore
 from core.stores.mongo_usage import MongoUsageStore
 from core.tenants.registry import TenantRegistry
+from core.turns.chain import OutboundChain, Stage
+from core.turns.observe import count_events
 from core.usage import UsageLedger
 from observability.logging import register_secret
 
+OUTBOUND_STAGES: tuple[Stage, ...] = (count_events,)
+"""The outbound chain, in order: each turn event passes these stages before the
+channel's delivery (``core/turns/chain.py``). Safety filters and observers go here."""
 log = logging.getLogger("switchboard.bootstrap")
 
 Check = Callable[[], Awaitable[None]]
@@ -170,7 +175,7 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             answerer=answerer, retriever=retriever, commands=builtin_commands(),
             settings=engine_settings or EngineSettings(), answer_cache=knowledge.answers,
             knowledge=knowledge, feedback=MongoFeedbackStore(mongo.db),
-            journal=turn_journal))
+            journal=turn_journal, outbound=OutboundChain(OUTBOUND_STAGES)))
         services = Services(
             settings=settings, engine=engine, tenants=tenants, mongo=mongo,
             sessions=sessions, state=state, answerer=answerer, retriever=retriever,

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.discord_api import BOT_ID, Call, FakeDiscord, start_fake_discord, user
-from tests.fakes.openai_server import FakeOpenAI, start_fake_openai
+from tests.fakes.openai_server import FakeOpenAI, Plan, start_fake_openai, tool_results
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +166,37 @@ async def test_a_mention_opens_a_thread_answered_with_sources_and_a_follow_up(
     request = next(r for r in llm.requests if "and on weekends?" in
                    str(r["messages"][-1]["content"]))
     assert "how fast do parcels ship?" in str(request["messages"][:-1])
+
+
+async def test_the_model_calls_a_tool_and_the_channel_shows_it(
+        ready: FakeDiscord, fakes: tuple[FakeDiscord, FakeOpenAI, str]) -> None:
+    discord, llm, _ = fakes
+    question_text = "what do six boxes of seven cost"
+
+    def script(body: dict[str, Any], step: int) -> Plan | None:
+        if question_text not in str(body["messages"]):
+            return None
+        if step == 1:
+            return Plan(calls=[("calculator", {"expression": "6 * 7"})])
+        return Plan(f"Six boxes cost {tool_results(body)[0]} euros.")
+    llm.script = script
+    try:
+        question = ready.message_event(ACME_GUILD, ACME_CHANNEL, ALICE,
+                                       f"<@{BOT_ID}> {question_text}", mention_bot=True)
+        await discord.dispatch("MESSAGE_CREATE", question)
+        thread_id = await wait_for(lambda: next((t for t in discord.threads if
+                                                 discord.threads[t]["name"] == question_text),
+                                                None))
+        await wait_for(lambda: any("euros" in m["content"]
+                                   for m in final_texts(discord, thread_id)))
+        [answer] = final_texts(discord, thread_id)
+        assert answer["content"].startswith("Six boxes cost 42 euros.")
+        assert "-# 🔧 `calculator` (= 42)" in answer["content"]
+        shown = [str(c.body.get("content", "")) for c in discord.calls
+                 if c.path.startswith(f"/channels/{thread_id}/messages")]
+        assert any("Calculating…" in text for text in shown), shown
+    finally:
+        llm.script = None
 
 
 async def test_a_slash_command_is_deferred_then_edited(ready: FakeDiscord) -> None:

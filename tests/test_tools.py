@@ -314,6 +314,11 @@ async def test_slack_shows_tools_as_a_status_line_and_a_context_block(
     assert "15% of 1200 is 180." in final["text"]
     context = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
     assert any("`calculator` (= 180)" in t for t in context), context
+    async with aiohttp.ClientSession() as http, http.get(f"{served}/metrics") as r:
+        exposed = await r.text()  # the bootstrap composed the metrics stage
+    assert 'switchboard_turn_events_total{type="ToolCalled"}' in exposed
+    assert 'switchboard_tool_calls_total{outcome="ok",tenant="shop",tool="calculator"}' \
+        in exposed
 
 
 async def test_slack_refuses_an_admin_tool_for_an_ordinary_user(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import discord
@@ -32,6 +32,12 @@ from core.engine import Engine, Rating, UnknownTenant
 from core.messages import Author, Binding, InboundMessage
 from core.tenants.models import TenantConfig
 from observability.metrics import PLATFORM_RATE_LIMITED
+
+if TYPE_CHECKING:  # discord.types is for type checkers only (it cannot be imported)
+    from discord.types.interactions import (
+        ButtonMessageComponentInteractionData,
+        ChatInputApplicationCommandInteractionData,
+    )
 
 log = logging.getLogger("switchboard.discord")
 REDELIVERY_WAIT_S = 120.0
@@ -262,7 +268,7 @@ class DiscordAdapter:
             await self._button(interaction, tenant)
 
     async def _command(self, interaction: discord.Interaction, tenant: TenantConfig) -> None:
-        data: dict[str, Any] = dict(interaction.data or {})
+        data = cast("ChatInputApplicationCommandInteractionData", interaction.data or {})
         command = self._engine.command(str(data.get("name", "")))
         private = command is None or command.ephemeral or command.permission == "admin"
         await interaction.response.defer(ephemeral=private, thinking=True)
@@ -275,7 +281,7 @@ class DiscordAdapter:
         await self._engine.handle(message, InteractionDelivery(interaction))
 
     async def _button(self, interaction: discord.Interaction, tenant: TenantConfig) -> None:
-        data: dict[str, Any] = dict(interaction.data or {})
+        data = cast("ButtonMessageComponentInteractionData", interaction.data or {})
         custom_id = str(data.get("custom_id", ""))
         channel = interaction.channel
         base = InboundMessage(

@@ -2,17 +2,22 @@
 
 Each registry command becomes a guild slash command with typed options taken from its
 pydantic argument model, so Discord validates and autocompletes what it can. An
-interaction comes back as the same ``/name key=value`` text every channel sends, so the
-engine parses, permits and audits it exactly as elsewhere.
+interaction comes back as a ``CommandCall`` — its name and option values as data,
+typed by discord.py's own payload TypedDicts — which the engine's command executor
+validates, permits and audits exactly as a command typed anywhere else.
 """
 
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from core.engine import Command
 from core.messages import CommandCall
+
+if TYPE_CHECKING:  # discord.types is for type checkers only (it cannot be imported)
+    from discord.types.interactions import ChatInputApplicationCommandInteractionData
 
 STRING, INTEGER, BOOLEAN, NUMBER = 3, 4, 5, 10
 _TYPES = {"string": STRING, "integer": INTEGER, "boolean": BOOLEAN, "number": NUMBER}
@@ -47,18 +52,23 @@ def application_command(command: Command) -> dict[str, Any]:
             "options": options}
 
 
-def interaction_call(data: dict[str, Any]) -> CommandCall:
-    """The command and its options as data, for the registry to validate directly."""
-    return CommandCall(str(data.get("name", "")),
-                       {str(o["name"]): o.get("value") for o in data.get("options") or []})
+def _options(data: ChatInputApplicationCommandInteractionData
+             ) -> list[tuple[str, object]]:
+    """Top-level option values (registry commands have no sub-commands)."""
+    options: list[Mapping[str, Any]] = list(data.get("options") or [])
+    return [(str(o["name"]), o.get("value")) for o in options]
 
 
-def interaction_text(data: dict[str, Any]) -> str:
+def interaction_call(data: ChatInputApplicationCommandInteractionData) -> CommandCall:
+    """The command and its options as data, for the executor to validate directly."""
+    return CommandCall(str(data.get("name", "")), dict(_options(data)))
+
+
+def interaction_text(data: ChatInputApplicationCommandInteractionData) -> str:
     """``/name key=value …``: how the invocation reads in logs (never parsed)."""
     parts = [f"/{data.get('name', '')}"]
-    for option in data.get("options") or []:
-        value = option.get("value")
+    for name, value in _options(data):
         if isinstance(value, bool):
             value = "true" if value else "false"
-        parts.append(f"{option['name']}={shlex.quote(str(value))}")
+        parts.append(f"{name}={shlex.quote(str(value))}")
     return " ".join(parts)

@@ -44,6 +44,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.pacing import PacedText
+from adapters.slack.authority import SlackAuthority
 from adapters.slack.render import render, to_mrkdwn
 from core.replies import Reply
 from core.turns.events import (
@@ -294,3 +295,13 @@ class SlackThreadDelivery:
         if error not in CANNOT_POST:
             raise exc
         log.warning("cannot post to Slack channel %s: %s", self._channel, error)
+
+
+def thread_delivery(client: AsyncWebClient, authority: SlackAuthority, channel: str,
+                    thread_ts: str, user: str, reply_ts: str | None = None
+                    ) -> SlackThreadDelivery:
+    """The delivery into a thread, addressed so it can be rebuilt after a restart (the
+    tenant, workspace and app that posted: ``SlackAdapter.redelivery``)."""
+    return SlackThreadDelivery(client, channel, thread_ts, user, reply_ts=reply_ts, address={
+        "tenant": authority.tenant.id, "workspace": authority.workspace,
+        "own_app": authority.own_app})

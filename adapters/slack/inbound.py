@@ -8,40 +8,25 @@ event id: Slack sends one user message as both ``app_mention`` and ``message`` e
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.payloads import SlackMessageEvent
 from core.messages import Attachment, Author, Binding, InboundMessage
+
+log = logging.getLogger("switchboard.slack")
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 _IGNORED_SUBTYPES = frozenset({"bot_message", "message_changed", "message_deleted",
                                "channel_join", "channel_leave", "channel_topic",
                                "channel_purpose", "channel_name", "pinned_item",
                                "thread_broadcast"})
-
-
-class SlackFile(TypedDict, total=False):
-    id: str
-    name: str
-    mimetype: str
-    size: int
-    url_private: str
-
-
-class SlackMessageEvent(TypedDict):
-    type: str
-    channel: str
-    ts: str
-    user: NotRequired[str]
-    text: NotRequired[str]
-    thread_ts: NotRequired[str]
-    channel_type: NotRequired[str]
-    subtype: NotRequired[str]
-    bot_id: NotRequired[str]
-    team: NotRequired[str]
-    files: NotRequired[list[SlackFile]]
 
 
 def thread_of(event: SlackMessageEvent) -> str:
@@ -125,3 +110,19 @@ def _when(ts: str) -> datetime:
         return datetime.fromtimestamp(float(ts), UTC)
     except ValueError:
         return datetime.now(UTC)
+
+
+async def workspace_roles(client: AsyncWebClient, user: str) -> frozenset[str]:
+    """Workspace admins and owners count as platform admins (``users.info``); when Slack
+    cannot say, the person is an ordinary member."""
+    try:
+        info = await client.users_info(user=user)
+        person = info.get("user") or {}
+        if person.get("is_admin") or person.get("is_owner"):
+            return frozenset({"platform_admin"})
+    except SlackApiError as exc:
+        log.warning("users.info failed (%s); treating %s as a member",
+                    exc.response.get("error", ""), user)
+    except Exception:
+        log.warning("users.info failed; treating %s as a member", user, exc_info=True)
+    return frozenset()

@@ -17,7 +17,6 @@ from core.sessions.store import SessionStore
 from core.state.base import SharedState
 from core.tenants.registry import TenantRegistry
 from core.turns.chain import OutboundChain
-from core.turns.observe import count_events
 from core.usage import UsageLedger
 
 
@@ -44,4 +43,6 @@ class EngineDeps:
     arrivals: ArrivalGate = field(default_factory=ArrivalGate)
     feedback: FeedbackStore | None = None
     journal: TurnJournal = field(default_factory=MemoryTurnJournal)
-    outbound: OutboundChain = field(default_factory=lambda: OutboundChain([count_events]))
+    outbound: OutboundChain = field(default_factory=OutboundChain)
+    """The stages every turn event passes on its way to a channel, composed by the
+    process's bootstrap (``bots/bootstrap.py``)."""
