@@ -42,7 +42,7 @@ from core.turns.events import (
     TurnStarted,
 )
 from tests.fakes.discord_api import FakeDiscord, start_fake_discord
-from tests.fakes.slack_api import FakeSlack, start_fake_slack
+from tests.fakes.slack_api import FakeSlack
 
 MESSAGE = InboundMessage(Binding("memory", "acme"), "t1", Author("u1"), "How much?", "m1",
                          tenant_id="acme")
@@ -75,14 +75,6 @@ class Seen:
 
 Harness = tuple[Callable[[], Awaitable[Delivery]], Callable[[], Seen], bool]
 """(a fresh delivery, what the user saw, whether the channel streams)."""
-
-
-@pytest.fixture(scope="module")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    runner = await start_fake_slack(fake)
-    yield fake
-    await runner.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +191,7 @@ CHANNELS = ["slack-thread", "slack-response-url", "discord-channel", "widget", "
 
 
 @pytest.fixture(params=CHANNELS)
-async def harness(request: pytest.FixtureRequest, slack: FakeSlack,
+async def harness(request: pytest.FixtureRequest, fake_slack: FakeSlack,
                   discord_fake: FakeDiscord) -> AsyncIterator[tuple[str, Harness]]:
     name = request.param
     if name == "discord-channel":
@@ -212,7 +204,7 @@ async def harness(request: pytest.FixtureRequest, slack: FakeSlack,
             await client.close()
             Route.BASE = previous
         return
-    yield name, {"slack-thread": lambda: _slack(slack), "slack-response-url": _response_url,
+    yield name, {"slack-thread": lambda: _slack(fake_slack), "slack-response-url": _response_url,
                  "widget": _widget, "terminal": _terminal, "memory": _memory}[name]()
 
 

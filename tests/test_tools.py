@@ -35,7 +35,7 @@ from core.sessions.models import ConversationKey
 from tests.conftest import EngineKit, tenant
 from tests.documents import write_corpus
 from tests.fakes.openai_server import FakeOpenAI, Plan, start_fake_openai, step_of, tool_results
-from tests.fakes.slack_api import FakeSlack, start_fake_slack
+from tests.fakes.slack_api import FakeSlack
 from tests.servers import start_switchboard
 from tests.test_widget_transport import Client
 
@@ -65,15 +65,7 @@ def scripted(model: FakeOpenAI) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    runner = await start_fake_slack(fake)
-    yield fake
-    await runner.cleanup()
-
-
-@pytest.fixture(scope="module")
-async def served(model: FakeOpenAI, slack: FakeSlack, mongo_uri: str,
+async def served(model: FakeOpenAI, fake_slack: FakeSlack, mongo_uri: str,
                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     home = tmp_path_factory.mktemp("tools")
     tenants = home / "tenants"
@@ -90,7 +82,7 @@ async def served(model: FakeOpenAI, slack: FakeSlack, mongo_uri: str,
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "HF_HUB_OFFLINE": "1",
            "MONGODB_URI": f"{split.scheme}://{split.netloc}/tools_{uuid.uuid4().hex[:8]}",
            "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": model.url,
-           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url,
+           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.url,
            "SHOP_SLACK_BOT_TOKEN": "xoxb-shop"}
     corpus = write_corpus(home / "kb")
     ingest = await asyncio.create_subprocess_exec(
@@ -301,11 +293,11 @@ async def _slack_turn(base: str, slack: FakeSlack, ts: str, text: str) -> list[A
 
 
 async def test_slack_shows_tools_as_a_status_line_and_a_context_block(
-        served: str, slack: FakeSlack, scripted: FakeOpenAI) -> None:
+        served: str, fake_slack: FakeSlack, scripted: FakeOpenAI) -> None:
     scripted.script = by_step(
         Plan(calls=[("calculator", {"expression": "1200 * 0.15"})]),
         lambda body: Plan(f"15% of 1200 is {tool_results(body)[0]}."))
-    calls = await _slack_turn(served, slack, "1764000000.000100", "please what is 15% of 1200")
+    calls = await _slack_turn(served, fake_slack, "1764000000.000100", "please what is 15% of 1200")
     texts = [str(c.payload.get("text", "")) for c in calls]
     assert any("Calculating…" in t for t in texts), texts  # the live status line
     final = [c for c in calls if c.payload.get("blocks")][-1].payload
@@ -322,11 +314,11 @@ async def test_slack_shows_tools_as_a_status_line_and_a_context_block(
 
 
 async def test_slack_refuses_an_admin_tool_for_an_ordinary_user(
-        served: str, slack: FakeSlack, scripted: FakeOpenAI) -> None:
+        served: str, fake_slack: FakeSlack, scripted: FakeOpenAI) -> None:
     scripted.script = by_step(
         Plan(calls=[("ingest_url", {"url": "https://attacker.example/x"})]),
         lambda body: Plan("Told: " + tool_results(body)[0]))
-    calls = await _slack_turn(served, slack, "1764000000.000200", "please ingest it")
+    calls = await _slack_turn(served, fake_slack, "1764000000.000200", "please ingest it")
     final = [c for c in calls if c.payload.get("blocks")][-1].payload
     assert "admins only" in final["text"]
     assert step_of(scripted.requests[-1]) == 2
