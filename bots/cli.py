@@ -22,8 +22,16 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web process (Slack, widget, admin API)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="web processes sharing the port (needs REDIS_URL, MONGODB_URI "
+                            "and QDRANT_URL)")
 
-    sub.add_parser("discord", help="run the Discord gateway process")
+    discord = sub.add_parser("discord", help="run the Discord gateway process")
+    discord.add_argument("--shard-ids", default="",
+                         help="the shared bot's shards this process runs, e.g. 0,1 "
+                              "(with --shard-count; run the others elsewhere)")
+    discord.add_argument("--shard-count", type=int, default=0,
+                         help="how many shards the shared bot has in all")
     sub.add_parser("scheduler", help="run the scheduled-jobs process")
 
     chat = sub.add_parser("chat", help="talk to the engine from this terminal")
@@ -72,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
+        if args.workers > 1:
+            from bots.workers import run_workers
+            return run_workers(settings, args.host, args.port, args.workers)
         from bots.serve import run_serve
         return run_serve(settings, args.host, args.port)
     if args.command == "chat":
@@ -100,8 +111,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from bots.scheduler import run_scheduler
         return asyncio.run(run_scheduler(settings))
     if args.command == "discord":
-        from bots.discord_main import run_discord
-        return asyncio.run(run_discord(settings))
+        from bots.discord_main import Shards, run_discord
+        try:
+            shards = Shards.parse(args.shard_ids, args.shard_count)
+        except ValueError as exc:
+            print(f"switchboard discord: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(run_discord(settings, shards))
     print(f"switchboard {args.command}: not available in this version yet "
           "(see CHANGELOG.md for what has landed).", file=sys.stderr)
     return 2

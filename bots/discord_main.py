@@ -3,7 +3,9 @@
 One client runs on the shared ``DISCORD_BOT_TOKEN`` for tenants without a bot of their
 own; each tenant that names ``discord.bot_token_env`` gets a client of its own. The REST
 and gateway endpoints come from ``DISCORD_API_URL`` and ``DISCORD_GATEWAY_URL`` (tests
-point them at a local stand-in).
+point them at a local stand-in). A shared bot in many guilds can spread its shards over
+several processes: ``--shard-ids 0,1 --shard-count 4`` here, ``--shard-ids 2,3`` on
+another; Discord routes each guild's events to one shard.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -62,17 +65,48 @@ def serve_metrics() -> None:
         log.info("metrics on http://127.0.0.1:%s/metrics", port)
 
 
-async def run_discord(settings: Settings) -> int:
+@dataclass(frozen=True, slots=True)
+class Shards:
+    """Which of the shared bot's shards this process runs (all when ``count`` is 0)."""
+
+    ids: tuple[int, ...] = ()
+    count: int = 0
+
+    @classmethod
+    def parse(cls, ids: str, count: int) -> Shards:
+        if not ids and not count:
+            return cls()
+        if not ids or count < 1:
+            raise ValueError("give --shard-ids and --shard-count together")
+        try:
+            parsed = tuple(sorted({int(i) for i in ids.split(",") if i.strip()}))
+        except ValueError:
+            raise ValueError(f"--shard-ids must be numbers like 0,1 (got {ids!r})") from None
+        if not parsed or any(not 0 <= i < count for i in parsed):
+            raise ValueError(f"--shard-ids must be between 0 and {count - 1}")
+        return cls(parsed, count)
+
+    @property
+    def journal(self) -> str:
+        """Each set of shards keeps its own intake journal."""
+        return "discord" if not self.count else \
+            f"discord-{'-'.join(map(str, self.ids))}-of-{self.count}"
+
+
+async def run_discord(settings: Settings, shards: Shards = Shards()) -> int:
     point_at(settings)
     serve_metrics()
-    async with open_services(settings, watch_tenants=True, journal="discord") as services:
+    async with open_services(settings, watch_tenants=True,
+                             journal=shards.journal) as services:
         bots: list[tuple[DiscordAdapter, str]] = []
         shared = os.environ.get("DISCORD_BOT_TOKEN", "")
         if shared:
             guilds = sum(len(services.tenants.get(t).discord.guild_ids)
                          for t in services.tenants.tenant_ids())
-            sharded = os.environ.get("DISCORD_SHARDED", "") == "1" or guilds >= SHARD_FROM
-            bots.append((DiscordAdapter(services.engine, sharded=sharded),
+            sharded = os.environ.get("DISCORD_SHARDED", "") == "1" or guilds >= SHARD_FROM \
+                or bool(shards.count)
+            bots.append((DiscordAdapter(services.engine, sharded=sharded,
+                                        shard_ids=shards.ids, shard_count=shards.count),
                          shared))
         for tenant_id in services.tenants.tenant_ids():
             env = services.tenants.get(tenant_id).discord.bot_token_env

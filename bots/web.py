@@ -39,8 +39,10 @@ from adapters.widget.server import WidgetAdapter
 from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery, Redeliver
+from core.state.redis_streams import RedisStreams
 from core.tenants.registry import UnknownTenant
 from core.turns.chain import Delivery
+from core.turns.streams import ConversationStreams, MemoryStreams
 
 log = logging.getLogger("switchboard.web")
 
@@ -50,7 +52,9 @@ CHECK_TIMEOUT_S = 2.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Liveness; a worker of ``serve --workers N`` also says which one it is."""
+    worker = os.environ.get("SWITCHBOARD_WORKER", "")
+    return web.json_response({"status": "ok", **({"worker": worker} if worker else {})})
 
 
 async def _check(name: str, services: Services) -> dict[str, object]:
@@ -163,13 +167,16 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[input_errors])
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        worker = os.environ.get("SWITCHBOARD_WORKER", "")
         async with open_services(settings, watch_tenants=True, initial_ingest="background",
-                                 journal="web") as services:
+                                 journal=f"web-{worker}" if worker else "web") as services:
             app[SERVICES] = services
             slack[0], oauth[0] = await _slack(services, settings)
             signer = TokenSigner(await asyncio.to_thread(
                 load_key, os.environ.get("SWITCHBOARD_WIDGET_KEY", ""), settings.data_dir))
-            widget[0] = WidgetAdapter(services.engine, signer)
+            streams: ConversationStreams = RedisStreams(settings.redis_url) \
+                if settings.redis_url else MemoryStreams()
+            widget[0] = WidgetAdapter(services.engine, signer, streams)
             recovery = asyncio.create_task(
                 Recovery(services.engine, _redeliver(slack[0], widget[0])).run(services.orphans))
             yield
@@ -177,6 +184,7 @@ def build_app(settings: Settings) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery
             await widget[0].close()
+            await streams.close()
 
     app.cleanup_ctx.append(services_ctx)
     AdminApi(lambda: app[SERVICES].engine).register(app)

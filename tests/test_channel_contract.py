@@ -11,6 +11,7 @@ the reply's receipt names the platform message.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from adapters.slack.delivery import SlackThreadDelivery, web_client
 from adapters.slack.interactions import ResponseUrlDelivery
 from adapters.terminal.channel import TerminalDelivery
 from adapters.widget.server import StreamDelivery
-from adapters.widget.streams import ConversationStream
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Citation, Reply, ToolUse
 from core.turns.chain import Delivery
@@ -41,6 +41,7 @@ from core.turns.events import (
     TurnFailed,
     TurnStarted,
 )
+from core.turns.streams import MemoryStreams
 from tests.fakes.discord_api import FakeDiscord, start_fake_discord
 from tests.fakes.slack_api import FakeSlack
 
@@ -141,18 +142,25 @@ def _discord(fake: FakeDiscord, client: discord.Client) -> Harness:
 
 
 def _widget() -> Harness:
-    stream = ConversationStream()
+    streams = MemoryStreams()
+    frames: list[dict[str, Any]] = []
 
     def seen() -> Seen:
-        frames = list(stream.events)
         shown = [str(f.get("text") or f.get("label") or f.get("type")) for f in frames]
         reply = frames[-1]
         tools = " ".join(f"{t['tool']} {t['summary']}" for t in reply.get("tools", []))
         return Seen(shown, f"{reply['text']} {tools}")
 
     async def make() -> Delivery:
-        stream.events.clear()
-        return StreamDelivery(stream, "client-1", "acme", "visitor")
+        frames.clear()
+
+        async def record() -> None:
+            async for frame in streams.follow("acme", "visitor", 0):
+                frames.append(frame)
+        frames_task.append(asyncio.create_task(record()))
+        await asyncio.sleep(0)
+        return StreamDelivery(streams, "client-1", "acme", "visitor")
+    frames_task: list[asyncio.Task[None]] = []
     return make, seen, True
 
 
@@ -209,7 +217,9 @@ async def harness(request: pytest.FixtureRequest, fake_slack: FakeSlack,
 
 
 async def _play(delivery: Delivery, events: list[TurnEvent]) -> list[Receipt]:
-    return [await delivery.deliver(event) for event in events]
+    receipts = [await delivery.deliver(event) for event in events]
+    await asyncio.sleep(0.05)  # followers (the widget's tabs) take what was published
+    return receipts
 
 
 async def test_an_answered_turn_with_a_tool_call(harness: tuple[str, Harness]) -> None:

@@ -4,6 +4,7 @@ Discord gateway and REST API, with the LLM served by a local OpenAI-compatible s
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 import uuid
@@ -388,3 +389,66 @@ async def test_the_sharded_client_serves_too(mongo_uri: str, tmp_path: Path) -> 
             await asyncio.wait_for(process.wait(), 30)
             await discord_runner.cleanup()
             await llm_runner.cleanup()
+
+
+def _guild_on_shard(shard: int, count: int, base: int) -> str:
+    """A guild id Discord routes to ``shard`` of ``count`` (``(id >> 22) % count``)."""
+    guild = base
+    while (guild >> 22) % count != shard:
+        guild += 1 << 22
+    return str(guild)
+
+
+async def test_shards_split_over_two_processes_each_serve_their_guilds(
+        mongo_uri: str, tmp_path: Path) -> None:
+    discord, llm = FakeDiscord(), FakeOpenAI()
+    guilds = [_guild_on_shard(n, 2, 133333333333333333) for n in (0, 1)]
+    channels = ["233333333333333331", "233333333333333332"]
+    for guild, channel in zip(guilds, channels, strict=True):
+        discord.add_guild(guild, [channel])
+    discord_runner = await start_fake_discord(discord)
+    _, llm_runner = await start_fake_openai(llm)
+    (tmp_path / "tenants").mkdir()
+    (tmp_path / "tenants" / "globex.toml").write_text(
+        f'id = "globex"\nname = "Globex"\n[discord]\nguild_ids = {json.dumps(guilds)}\n'
+        f'channel_ids = {json.dumps(channels)}\nopen_threads = false\n')
+    split = urlsplit(mongo_uri)
+    env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tmp_path / "tenants"),
+           "SWITCHBOARD_DATA_DIR": str(tmp_path / "var"), "HF_HUB_OFFLINE": "1",
+           "MONGODB_URI": f"{split.scheme}://{split.netloc}/split_{uuid.uuid4().hex[:8]}",
+           "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": llm.url,
+           "DISCORD_BOT_TOKEN": "fake-bot-token", "DISCORD_API_URL": discord.url,
+           "DISCORD_GATEWAY_URL": discord.gateway_url}
+    processes = []
+    with (tmp_path / "discord.log").open("w") as log:
+        try:
+            for shard in (0, 1):
+                processes.append(await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bots", "discord", "--shard-ids", str(shard),
+                    "--shard-count", "2", env={**env, "SWITCHBOARD_DATA_DIR":
+                                               str(tmp_path / f"var{shard}")},
+                    cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log))
+            await discord.connected(count=2, wait_s=60)
+            assert sorted(s.shard for s in discord.sessions if s.shard) == [(0, 2), (1, 2)]
+            for guild, channel in zip(guilds, channels, strict=True):
+                await discord.dispatch("MESSAGE_CREATE", discord.message_event(
+                    guild, channel, ALICE, f"hello from {guild}"))
+            for guild, channel in zip(guilds, channels, strict=True):
+                await wait_for(lambda c=channel, g=guild: [
+                    m for m in final_texts(discord, c) if f"hello from {g}" in m["content"]])
+        finally:
+            for process in processes:
+                if process.returncode is None:
+                    process.terminate()
+            for process in processes:
+                await asyncio.wait_for(process.wait(), 30)
+            await discord_runner.cleanup()
+            await llm_runner.cleanup()
+
+
+def test_bad_shard_options_are_refused() -> None:
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "bots", "discord", "--shard-ids", "3",
+                           "--shard-count", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and "between 0 and 1" in done.stderr

@@ -62,16 +62,19 @@ def rate_limit_trace() -> aiohttp.TraceConfig:
 class DiscordAdapter:
     def __init__(self, engine: Engine, *,
                  only_tenant: str | None = None, min_interval_s: float = 1.0,
-                 sharded: bool = False) -> None:
+                 sharded: bool = False, shard_ids: tuple[int, ...] = (),
+                 shard_count: int = 0) -> None:
         self._engine = engine
         self._only = only_tenant
         self._interval = min_interval_s
         intents = discord.Intents.default()
         intents.message_content = True
+        options: dict[str, Any] = {"intents": intents, "chunk_guilds_at_startup": False,
+                                   "http_trace": rate_limit_trace()}
+        if sharded and shard_count:  # this process runs some of the shards (--shard-ids)
+            options.update(shard_ids=list(shard_ids), shard_count=shard_count)
         kind = ShardedSwitchboardClient if sharded else SwitchboardClient
-        self.client: discord.Client = kind(self, intents=intents,
-                                           chunk_guilds_at_startup=False,
-                                           http_trace=rate_limit_trace())
+        self.client: discord.Client = kind(self, **options)
 
     @property
     def bot_key(self) -> str:

@@ -128,8 +128,6 @@ def mount(app: web.Application, get: Any) -> None:
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no", **_cors(origin)})
         await response.prepare(request)
-        stream = widget.streams.get(tenant.id, identity.subject)
-
         async def keepalive() -> None:
             while True:
                 await asyncio.sleep(20)
@@ -137,7 +135,7 @@ def mount(app: web.Application, get: Any) -> None:
 
         pinger = asyncio.create_task(keepalive())
         try:
-            async for event in stream.follow(after):
+            async for event in widget.streams.follow(tenant.id, identity.subject, after):
                 await response.write(f"id: {event['seq']}\ndata: {json.dumps(event)}\n\n"
                                      .encode())
         except (ConnectionResetError, asyncio.CancelledError):
@@ -196,11 +194,10 @@ async def _serve_socket(widget: WidgetAdapter, tenant: TenantConfig,
         return
     welcome = await widget.welcome(tenant, identity, hello.after is None)
     await ws.send_json(welcome)
-    stream = widget.streams.get(tenant.id, identity.subject)
     after = hello.after if hello.after is not None else int(welcome["seq"])
 
     async def pump() -> None:
-        async for event in stream.follow(after):
+        async for event in widget.streams.follow(tenant.id, identity.subject, after):
             await ws.send_json(event)
 
     pumping = asyncio.create_task(pump())

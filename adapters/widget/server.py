@@ -4,7 +4,8 @@ A browser says hello with its widget key; the key names the tenant, the page's
 ``Origin`` must be one the tenant allows, and the visitor is either anonymous (a signed
 token the browser keeps) or a user the site vouches for with an HMAC. Messages then run
 through the same engine as every channel, in a task of their own, and their events go to
-the conversation's stream (see ``streams.py``), which every open tab follows. The
+the conversation's stream (``core/turns/streams.py``: in this process, or in Redis
+Streams so that any worker serves any tab), which every open tab follows. The
 WebSocket is the main transport; Server-Sent Events plus POST are the fallback for
 networks that block WebSockets.
 """
@@ -12,6 +13,7 @@ networks that block WebSockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import replace
@@ -33,7 +35,6 @@ from adapters.widget.protocol import (
     ToolFrame,
     TypingFrame,
 )
-from adapters.widget.streams import ConversationStream, Event, Streams
 from core.engine import Engine, UnknownTenant
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
@@ -49,11 +50,11 @@ from core.turns.events import (
     TurnFailed,
     TurnStarted,
 )
+from core.turns.streams import ConversationStreams, Event, MemoryStreams
 
 log = logging.getLogger("switchboard.widget")
 STATIC = Path(__file__).resolve().parent / "static"
 HISTORY_LIMIT = 50
-SEEN_CLIENT_IDS = 200
 
 
 class WidgetRefused(Exception):
@@ -80,16 +81,24 @@ def origin_of(url: str) -> str:
 class StreamDelivery:
     """Delivers one turn's events into the conversation stream, as typed frames."""
 
-    def __init__(self, stream: ConversationStream, client_id: str, tenant: str = "",
-                 subject: str = "") -> None:
-        self._stream = stream
+    def __init__(self, streams: ConversationStreams, client_id: str, tenant: str,
+                 subject: str) -> None:
+        self._streams = streams
         self._client_id = client_id
+        self._tenant, self._subject = tenant, subject
         self._labels: dict[str, str] = {}
         self.address: dict[str, object] = {"kind": "widget", "tenant": tenant,
                                            "subject": subject, "client_id": client_id}
 
-    def _publish(self, frame: ServerFrame) -> None:
-        self._stream.publish(dict(frame))
+    async def _publish(self, frame: ServerFrame) -> None:
+        """A stream that cannot take the event (Redis down) costs the live view only:
+        the turn goes on and is stored, and a reconnecting tab reloads the history."""
+        try:
+            await self._streams.publish(self._tenant, self._subject, frame)
+        except Exception as exc:
+            log.warning("a widget event could not be published (%s: %s)",
+                        type(exc).__name__, exc,
+                        extra={"tenant": self._tenant, "channel": "widget"})
 
     async def deliver(self, event: TurnEvent) -> Receipt:
         """"Typing" once the turn is accepted (a duplicate or a refused message shows
@@ -98,20 +107,20 @@ class StreamDelivery:
         cid = self._client_id
         match event:
             case TurnStarted(turn_id=turn_id):
-                self._publish(TypingFrame(type="typing", client_id=cid, turn_id=turn_id))
+                await self._publish(TypingFrame(type="typing", client_id=cid, turn_id=turn_id))
             case TextDelta(text=text):
-                self._publish(DeltaFrame(type="delta", client_id=cid, text=text))
+                await self._publish(DeltaFrame(type="delta", client_id=cid, text=text))
             case ToolCalled(call_id=call_id, tool=tool, label=label):
                 self._labels[call_id] = label or tool
-                self._publish(ToolFrame(type="tool", client_id=cid, call_id=call_id,
+                await self._publish(ToolFrame(type="tool", client_id=cid, call_id=call_id,
                                         tool=tool, label=label or tool, status="running",
                                         summary=""))
             case ToolReturned(call_id=call_id, tool=tool, outcome=outcome, summary=summary):
-                self._publish(ToolFrame(type="tool", client_id=cid, call_id=call_id,
+                await self._publish(ToolFrame(type="tool", client_id=cid, call_id=call_id,
                                         tool=tool, label=self._labels.get(call_id, tool),
                                         status=outcome, summary=summary))
             case FinalReply(reply=reply) | TurnFailed(reply=reply):
-                self._publish(reply_frame(cid, reply))
+                await self._publish(reply_frame(cid, reply))
         return NOTHING
 
 
@@ -128,10 +137,11 @@ def reply_frame(client_id: str, reply: Reply) -> ReplyFrame:
 
 
 class WidgetAdapter:
-    def __init__(self, engine: Engine, signer: TokenSigner) -> None:
+    def __init__(self, engine: Engine, signer: TokenSigner,
+                 streams: ConversationStreams | None = None) -> None:
         self._engine = engine
         self._signer = signer
-        self.streams = Streams()
+        self.streams: ConversationStreams = streams or MemoryStreams()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- who and where -----------------------------------------------------------------
@@ -214,8 +224,7 @@ class WidgetAdapter:
 
     async def welcome(self, tenant: TenantConfig, identity: Identity,
                       with_history: bool) -> Event:
-        stream = self.streams.get(tenant.id, identity.subject)
-        seq = stream.resume_point()
+        seq = await self.streams.resume_point(tenant.id, identity.subject)
         history: list[dict[str, Any]] = []
         if with_history:
             messages = await self._engine.transcript(tenant.id, "widget", identity.subject,
@@ -239,7 +248,7 @@ class WidgetAdapter:
         """Run one frame; returns an event for this connection only (errors), if any."""
         if isinstance(frame, Ping):
             return {"type": "pong"}
-        stream = self.streams.get(tenant.id, identity.subject)
+        subject = identity.subject
         message = InboundMessage(
             binding=Binding("widget", tenant.widget.public_key), tenant_id=tenant.id,
             thread=identity.subject,
@@ -247,16 +256,14 @@ class WidgetAdapter:
             text="", platform_message_id="")
         if isinstance(frame, SendFeedback):
             stored = await self._engine.record_feedback(message, frame.turn_id, frame.rating)
-            stream.publish({"type": "feedback", "turn_id": frame.turn_id,
-                            "rating": frame.rating, "stored": stored})
+            await self.streams.publish(tenant.id, subject, {
+                "type": "feedback", "turn_id": frame.turn_id, "rating": frame.rating,
+                "stored": stored})
             return None
         if len(frame.text) > tenant.widget.max_message_chars:
             return {"type": "error", "code": "too_long", "client_id": frame.client_id,
                     "message": f"Messages are limited to {tenant.widget.max_message_chars} "
                                "characters."}
-        seen = stream.seen
-        if frame.client_id in seen:
-            return None  # a resend after a reconnect: already accepted once
         decision = await self._engine.admit(tenant, "widget-ip", ip,
                                             tenant.widget.ip_per_minute)
         if not decision.allowed:
@@ -264,39 +271,40 @@ class WidgetAdapter:
                     "retry_after_s": round(decision.retry_after_s, 1),
                     "message": "You're sending messages too quickly; try again in "
                                f"{max(1, round(decision.retry_after_s))} s."}
-        seen[frame.client_id] = None
-        while len(seen) > SEEN_CLIENT_IDS:
-            seen.popitem(last=False)
+        if not await self.streams.first_accept(tenant.id, subject, frame.client_id):
+            return None  # a resend after a reconnect: already accepted once
         inbound = replace(message, text=frame.text.strip(),
                           platform_message_id=f"widget:{frame.client_id}")
-        stream.begin_turn()
-        stream.publish({"type": "message", "role": "user", "text": inbound.text,
-                        "client_id": frame.client_id})
-        task = asyncio.create_task(self._run(inbound, stream, frame.client_id, tenant.id))
+        await self.streams.begin_turn(tenant.id, subject, frame.client_id)
+        await self.streams.publish(tenant.id, subject, {
+            "type": "message", "role": "user", "text": inbound.text,
+            "client_id": frame.client_id})
+        task = asyncio.create_task(self._run(inbound, frame.client_id, tenant.id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
 
-    async def _run(self, message: InboundMessage, stream: ConversationStream,
-                   client_id: str, tenant_id: str) -> None:
+    async def _run(self, message: InboundMessage, client_id: str, tenant_id: str) -> None:
         """The turn runs apart from any connection: a dropped socket does not stop it."""
+        subject = message.thread
+        delivery = StreamDelivery(self.streams, client_id, tenant_id, subject)
         try:
-            await self._engine.handle(message, StreamDelivery(stream, client_id, tenant_id,
-                                                          message.thread))
+            await self._engine.handle(message, delivery)
         except Exception:
             log.exception("widget turn failed", extra={"tenant": tenant_id, "channel": "widget"})
-            stream.publish(dict(reply_frame(client_id, Reply(
+            await delivery.deliver(FinalReply("", Reply(
                 "Sorry, something went wrong on our side. Please try again.",
-                kind="apology"))))
+                kind="apology")))
         finally:
-            stream.end_turn()
+            with contextlib.suppress(Exception):
+                await self.streams.end_turn(tenant_id, subject, client_id)
 
     def redelivery(self, address: dict[str, object]) -> StreamDelivery:
         """A journaled turn's delivery after a restart: the conversation's (new) stream. A
         visitor who reconnects is told to reload and sees the stored answer."""
         tenant, subject = str(address.get("tenant", "")), str(address.get("subject", ""))
-        return StreamDelivery(self.streams.get(tenant, subject),
-                          str(address.get("client_id", "")), tenant, subject)
+        return StreamDelivery(self.streams, str(address.get("client_id", "")), tenant,
+                              subject)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -44,6 +44,13 @@ class Session:
     session_id: str
     events: list[dict[str, Any]] = field(default_factory=list)
     ws: web.WebSocketResponse | None = None
+    shard: tuple[int, int] | None = None
+    """(shard id, shard count) this connection identified with, if sharded."""
+
+
+def shard_of(guild_id: str, count: int) -> int:
+    """Discord's routing: a guild's events go to shard ``(guild_id >> 22) % count``."""
+    return (int(guild_id) >> 22) % count
 
 
 @dataclass(slots=True)
@@ -123,7 +130,14 @@ class FakeDiscord:
     # -- gateway -------------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send an event on the connection that serves its guild (by shard), else the
+        newest connection."""
         session = self.sessions[-1]
+        guild = data.get("guild_id")
+        if guild:
+            owners = [s for s in self.sessions if s.shard is not None
+                      and shard_of(str(guild), s.shard[1]) == s.shard[0]]
+            session = owners[-1] if owners else session
         payload = {"op": 0, "t": event, "s": len(session.events) + 1, "d": data}
         session.events.append(payload)
         if session.ws is not None and not session.ws.closed:
@@ -160,15 +174,21 @@ class FakeDiscord:
         return ws
 
     async def _identify(self, ws: web.WebSocketResponse, shard: list[int] | None) -> None:
-        session = Session(session_id=f"session-{len(self.sessions) + 1}", ws=ws)
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            await ws.close(code=4010, message=b"Invalid shard")  # as Discord does
+            return
+        session = Session(session_id=f"session-{len(self.sessions) + 1}", ws=ws,
+                          shard=(shard[0], shard[1]) if shard else None)
         self.sessions.append(session)
+        served = [g for g in self.guilds.values()
+                  if shard is None or shard_of(g["id"], shard[1]) == shard[0]]
         await self.dispatch("READY", {
             **({"shard": shard} if shard is not None else {}),
             "v": 10, "user": BOT_USER, "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url, "application": {"id": APP_ID, "flags": 0},
-            "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
+            "guilds": [{"id": g["id"], "unavailable": True} for g in served],
             "private_channels": [], "relationships": [], "presences": []})
-        for guild in self.guilds.values():
+        for guild in served:
             await self.dispatch("GUILD_CREATE", guild)
         self.identifies += 1
 
