@@ -6,16 +6,17 @@ slow server is never offered more than it can take). Each arrival picks one of
 ``--tenants`` tenants and a channel: a widget visitor (WebSocket; tabs stay connected,
 and a tab asks again only once its last answer is complete) or a Slack mention (a
 signed Events API POST; its first delta is the first message the bot posts in the
-thread). Every tenant has documents, so every turn embeds the question and searches.
+thread). Every tenant has documents, so every turn embeds the question and searches; no
+question repeats, so none is served from the answer cache.
 The stand-in model either answers at once or streams like a hosted model (first token
 after ``--ttft-ms``, then ``--tokens-per-s``).
 
 For each rate it reports the time from the question to the first streamed text (p50,
-p95, p99), the time to the full answer, errors, and whether the rate is sustainable:
-p99 first delta under 200 ms and no errors. The largest sustainable rate is the
-process's capacity for that model.
+p95, p99; also per channel), the time to the full answer, errors, and whether the rate
+is sustainable: no errors, and p99 first delta under 200 ms beyond the model's own time
+to first token. The largest sustainable rate is the process's capacity for that model.
 
-    python -m benchmarks.load [--rates 10,20,40,60,80] [--duration 15] [--tenants 10]
+    python -m benchmarks.load [--rates 10,20,40,80,120] [--duration 15] [--tenants 10]
 
 Writes benchmarks/results/load.json.
 """
@@ -84,6 +85,8 @@ class Tally:
     full: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     offered: int = 0
+    slack_first: list[float] = field(default_factory=list)
+    widget_first: list[float] = field(default_factory=list)
 
 
 class Tab:
@@ -107,6 +110,7 @@ class Tab:
             if event["type"] == "delta" and client_id not in firsts:
                 firsts.add(client_id)
                 self.tally.first.append(time.perf_counter() - sent)
+                self.tally.widget_first.append(time.perf_counter() - sent)
             elif event["type"] == "reply":
                 self.tally.full.append(time.perf_counter() - sent)
                 if client_id not in firsts:
@@ -177,6 +181,7 @@ class Load:
             final = self.slack.final_post.get(ts)
             if final is not None:
                 tally.first.append(self.slack.first_post.get(ts, final) - sent)
+                tally.slack_first.append(tally.first[-1])
                 tally.full.append(final - sent)
                 return
             await asyncio.sleep(0.01)
@@ -192,7 +197,8 @@ class Load:
             at += rng.expovariate(rate)
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
             tenant = rng.randrange(self.tenants)
-            question = f"What is the policy on {rng.choice(TOPICS)}?"
+            # Never the same question twice: the answer cache would skip the model.
+            question = f"What is the policy on {rng.choice(TOPICS)} for order {tally.offered}?"
             tally.offered += 1
             asked = self.slack_mention if rng.random() < slack_share else self.widget
             tasks.append(asyncio.create_task(asked(tenant, question, tally)))
@@ -200,7 +206,9 @@ class Load:
         return tally
 
 
-def summary(rate: float, tally: Tally) -> dict[str, Any]:
+def summary(rate: float, tally: Tally, model_ttft_ms: float) -> dict[str, Any]:
+    """One rate's figures. Sustainable: no errors, everything answered, and p99 first
+    delta under 200 ms beyond the model's own time to first token."""
     def ms(values: list[float], q: float) -> float:
         return round(percentile(values, q) * 1000, 1) if values else 0.0
     return {"rate": rate, "offered": tally.offered, "answered": len(tally.full),
@@ -209,13 +217,16 @@ def summary(rate: float, tally: Tally) -> dict[str, Any]:
                                "p99": ms(tally.first, 99)},
             "full_answer_ms": {"p50": ms(tally.full, 50), "p95": ms(tally.full, 95),
                                "p99": ms(tally.full, 99)},
+            "first_delta_ms_by_channel": {
+                "widget": {"p50": ms(tally.widget_first, 50), "p95": ms(tally.widget_first, 95)},
+                "slack": {"p50": ms(tally.slack_first, 50), "p95": ms(tally.slack_first, 95)}},
             "sustainable": not tally.errors and len(tally.full) == tally.offered
-            and ms(tally.first, 99) < SUSTAINABLE_P99_MS}
+            and ms(tally.first, 99) - model_ttft_ms < SUSTAINABLE_P99_MS}
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="10,20,40,60,80")
+    parser.add_argument("--rates", default="10,20,40,60,80,100,120")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--slack-share", type=float, default=0.3)
@@ -271,8 +282,8 @@ async def main() -> int:
                 llm.chunk_delay_s = 1 / args.tokens_per_s if model == "streaming" else 0.0
                 rows = []
                 for rate in (float(r) for r in args.rates.split(",")):
-                    row = summary(rate, await load.run(rate, args.duration,
-                                                       args.slack_share))
+                    row = summary(rate, await load.run(rate, args.duration, args.slack_share),
+                                  llm.delay_s * 1000)
                     rows.append(row)
                     f = row["first_delta_ms"]
                     print(f"{model:>9} | {rate:>5.0f}/s offered {row['offered']:>5} answered "
