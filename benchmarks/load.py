@@ -16,7 +16,11 @@ p95, p99; also per channel), the time to the full answer, errors, and whether th
 is sustainable: no errors, and p99 first delta under 200 ms beyond the model's own time
 to first token. The largest sustainable rate is the process's capacity for that model.
 
+Then, DS-4 style, 10, 50 and 100 users per channel each ask again as soon as they are
+answered (a closed loop, with the streaming model).
+
     python -m benchmarks.load [--rates 10,20,40,80,120] [--duration 15] [--tenants 10]
+                              [--users 10,50,100]
 
 Writes benchmarks/results/load.json.
 """
@@ -206,6 +210,27 @@ class Load:
         return tally
 
 
+    async def users(self, count: int, channel: str, duration: float) -> tuple[Tally, float]:
+        """``count`` users of one channel, each asking again as soon as answered (a
+        closed loop, the DS-4 style figure); returns the tally and the elapsed time."""
+        tally = Tally()
+        rng = random.Random(count)
+        asked = self.slack_mention if channel == "slack" else self.widget
+        end = time.perf_counter() + duration
+
+        async def user(n: int) -> None:
+            tenant = n % self.tenants
+            while time.perf_counter() < end:
+                tally.offered += 1
+                question = (f"What is the policy on {rng.choice(TOPICS)} for order "
+                            f"{channel}-{count}-{n}-{tally.offered}?")
+                await asked(tenant, question, tally)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(user(n) for n in range(count)))
+        return tally, time.perf_counter() - started
+
+
 def summary(rate: float, tally: Tally, model_ttft_ms: float) -> dict[str, Any]:
     """One rate's figures. Sustainable: no errors, everything answered, and p99 first
     delta under 200 ms beyond the model's own time to first token."""
@@ -233,6 +258,8 @@ async def main() -> int:
     parser.add_argument("--ttft-ms", type=float, default=300.0)
     parser.add_argument("--tokens-per-s", type=float, default=50.0)
     parser.add_argument("--models", default="instant,streaming")
+    parser.add_argument("--users", default="10,50,100",
+                        help="closed-loop users per channel (streaming model); empty: skip")
     args = parser.parse_args()
 
     llm = FakeOpenAI(answer_prefix="Per [1], the policy on")
@@ -294,6 +321,23 @@ async def main() -> int:
                 best = max((r["rate"] for r in rows if r["sustainable"]), default=0.0)
                 results[model] = {"rates": rows, "max_sustainable_rate": best}
                 print(f"{model:>9} | max sustainable rate: {best:.0f} turns/s", flush=True)
+            llm.delay_s, llm.chunk_delay_s = args.ttft_ms / 1000, 1 / args.tokens_per_s
+            closed = []
+            for count in (int(c) for c in args.users.split(",") if c):
+                for channel in ("widget", "slack"):
+                    tally, elapsed = await load.users(count, channel, args.duration)
+                    row = {"users": count, "channel": channel,
+                           "turns_per_s": round(len(tally.full) / elapsed, 1),
+                           **{k: v for k, v in summary(0, tally, llm.delay_s * 1000).items()
+                              if k in ("answered", "errors", "first_delta_ms",
+                                       "full_answer_ms")}}
+                    closed.append(row)
+                    f = row["first_delta_ms"]
+                    print(f"{count:>4} {channel:>6} users | {row['turns_per_s']:>6} turns/s "
+                          f"errors {row['errors']:>3} | first delta p50 {f['p50']:>7} "
+                          f"p95 {f['p95']:>7} p99 {f['p99']:>7} ms | full p50 "
+                          f"{row['full_answer_ms']['p50']:>7} ms", flush=True)
+            results["closed_loop_streaming"] = closed
             for tabs in load.tabs.values():
                 for tab in tabs:
                     await tab.ws.close()
