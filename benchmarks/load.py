@@ -260,6 +260,8 @@ async def main() -> int:
     parser.add_argument("--models", default="instant,streaming")
     parser.add_argument("--users", default="10,50,100",
                         help="closed-loop users per channel (streaming model); empty: skip")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print only (the test suite's smoke run)")
     args = parser.parse_args()
 
     llm = FakeOpenAI(answer_prefix="Per [1], the policy on")
@@ -347,9 +349,10 @@ async def main() -> int:
         await llm_runner.cleanup()
         await slack_runner.cleanup()
         shutil.rmtree(home, ignore_errors=True)
-    path = write_results("load", results)
-    print(f"-> {path}")
-    return 0
+    if not args.no_write:
+        print(f"-> {write_results('load', results)}")
+    sustained = [results[m]["max_sustainable_rate"] for m in args.models.split(",")]
+    return 0 if all(sustained) else 1
 
 
 if __name__ == "__main__":
