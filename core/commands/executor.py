@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -79,9 +79,8 @@ class CommandExecutor:
         digest = hash_args(audited_args if audited_args is not None
                            else json.dumps(dict(args), sort_keys=True, default=str))
         execution = await self._run(command, name, args, caller)
-        execution = Execution(execution.status, execution.command, execution.result,
-                              execution.message,
-                              round((time.perf_counter() - started) * 1000, 3))
+        execution = replace(execution,
+                            duration_ms=round((time.perf_counter() - started) * 1000, 3))
         if command is not None and (command.permission == "admin" or caller.via == "tool"):
             await self._record(caller, command.name, digest, execution)
         elif command is None and caller.via == "tool":

@@ -99,12 +99,6 @@ def _untitled(schema: Any) -> Any:
     return schema
 
 
-def _add_usage(total: TurnUsage, more: TurnUsage) -> TurnUsage:
-    return TurnUsage(more.model or total.model, total.prompt_tokens + more.prompt_tokens,
-                     total.completion_tokens + more.completion_tokens,
-                     total.cost_usd + more.cost_usd)
-
-
 async def run_agent(answerer: Answerer, request: AnswerRequest, passages: list[Passage],
                     box: Toolbox, on_delta: DeltaCallback) -> AgentResult:
     bounds = box.caller.tenant.tools
@@ -125,7 +119,7 @@ async def run_agent(answerer: Answerer, request: AnswerRequest, passages: list[P
         answer = await answerer.answer(replace(
             request, passages=tuple(found), tools=specs, steps=tuple(steps),
             budget_s=min(request.budget_s, remaining)), on_delta)
-        usage = _add_usage(usage, answer.usage)
+        usage = usage.plus(answer.usage)
         written += answer.text
         if not answer.tool_calls or answer.interrupted:
             trace_steps.append({"step": step_no, "text_chars": len(answer.text), "calls": []})
@@ -182,7 +176,13 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
     """Run one call; returns what the model is told, what the user sees, the trace."""
     command = next((c for c in box.offered if c.name == call.name), None)
     label = command.label if command is not None else ""
-    await box.emit(ToolCalled(box.turn_id, call.id, call.name[:64], _shown_args(call), step,
+    try:
+        args: Any = json.loads(call.arguments or "{}")
+        unreadable = ""
+    except json.JSONDecodeError as exc:
+        args, unreadable = None, str(exc)
+    shown = {str(k): v for k, v in args.items()} if isinstance(args, dict) else {}
+    await box.emit(ToolCalled(box.turn_id, call.id, call.name[:64], shown, step,
                               label or call.name[:64]))
     started = time.perf_counter()
     outcome: ToolOutcome
@@ -190,17 +190,14 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
         outcome, content, summary = "skipped", (
             "error: too many tool calls in one step; call fewer at a time"), "skipped"
     else:
-        try:
-            args = json.loads(call.arguments or "{}")
-        except json.JSONDecodeError as exc:
-            args = None
-            outcome, content, summary = "invalid", f"error: arguments are not JSON ({exc})", \
-                "invalid arguments"
+        if unreadable:
+            outcome, content, summary = "invalid", \
+                f"error: arguments are not JSON ({unreadable})", "invalid arguments"
         if isinstance(args, dict):
             done = await box.executor.invoke(call.name, args,
                                              replace(box.caller, via="tool"))
             outcome, content, summary = _result(done, found)
-        elif args is not None:
+        elif not unreadable:
             outcome, content, summary = "invalid", "error: arguments must be a JSON object", \
                 "invalid arguments"
     took = round((time.perf_counter() - started) * 1000, 3)
@@ -213,14 +210,6 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
     record = {"tool": call.name[:64], "outcome": outcome, "ms": took,
               "args_sha256": hash_args(call.arguments or ""), "result_chars": len(content)}
     return content, ToolUse(call.name[:64], outcome, summary), record
-
-
-def _shown_args(call: ToolCall) -> dict[str, object]:
-    try:
-        args = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError:
-        return {}
-    return {str(k): v for k, v in args.items()} if isinstance(args, dict) else {}
 
 
 def _result(done: Execution, found: list[Passage]) -> tuple[ToolOutcome, str, str]:

@@ -132,9 +132,7 @@ async def analyze(deps: EngineDeps, tenant: TenantConfig, text: str,
         except AnswerUnavailable as exc:
             log.error("no structured output from the model: %s", exc.reason)
             return Analysis("unavailable", attempts=attempt, errors=(exc.reason,), usage=usage)
-        usage = TurnUsage(answer.usage.model, usage.prompt_tokens + answer.usage.prompt_tokens,
-                          usage.completion_tokens + answer.usage.completion_tokens,
-                          usage.cost_usd + answer.usage.cost_usd)
+        usage = usage.plus(answer.usage)
         try:
             value = _parse(answer.text)
             errors = _errors(validator, value)

@@ -34,6 +34,12 @@ class TurnUsage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def plus(self, more: TurnUsage) -> TurnUsage:
+        """The usage of two model calls of one turn (the later call's model)."""
+        return TurnUsage(more.model or self.model, self.prompt_tokens + more.prompt_tokens,
+                         self.completion_tokens + more.completion_tokens,
+                         self.cost_usd + more.cost_usd)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
