@@ -3,9 +3,12 @@
 WebSocket server that answers every message at once, measured in the same run.
 
 Each connection says hello, then asks its questions one after another; the figures are
-turns per second and the time from sending a message to its first streamed delta.
+turns per second and the time from sending a message to its first streamed delta. The
+tenant has documents (``--documents``, 0 for none), so every turn embeds its question
+and runs the hybrid search: full RAG turns. No question repeats, so none is answered
+from the answer cache.
 
-    python -m benchmarks.widget [--connections 200] [--turns 5]
+    python -m benchmarks.widget [--connections 200] [--turns 5] [--documents 24]
 
 Writes benchmarks/results/widget.json.
 """
@@ -30,6 +33,8 @@ from tests.servers import free_port, start_switchboard
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://bench.example"
+API_KEY = "bench-api-key-0123456789abcdef"
+TOPICS = ("refunds", "shipping", "passwords", "holidays", "pricing", "warranty")
 
 
 async def visitor(session: aiohttp.ClientSession, url: str, turns: int,
@@ -44,7 +49,8 @@ async def visitor(session: aiohttp.ClientSession, url: str, turns: int,
         for n in range(turns):
             client_id = uuid.uuid4().hex[:16]
             sent = time.perf_counter()
-            await ws.send_json({"type": "message", "text": f"question {n} about parcels",
+            question = f"What is the {TOPICS[n % len(TOPICS)]} policy for order {client_id}?"
+            await ws.send_json({"type": "message", "text": question,
                                 "client_id": client_id})
             got_delta = False
             while True:
@@ -79,27 +85,49 @@ async def load(url: str, connections: int, turns: int) -> dict[str, Any]:
             "errors": len(errors)}
 
 
+async def add_documents(base: str, count: int) -> None:
+    """``count`` short policy documents through the admin API, so that retrieval finds
+    passages for every question."""
+    documents = [{"title": f"{TOPICS[n % len(TOPICS)].title()} policy {n}",
+                  "source": f"policy-{n}",
+                  "text": f"# {TOPICS[n % len(TOPICS)].title()} {n}\n\nThe "
+                          f"{TOPICS[n % len(TOPICS)]} policy, part {n}: requests are answered "
+                          f"within {n % 5 + 2} business days by the support team."}
+                 for n in range(count)]
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{base}/api/v1/tenants/bench/documents", json={"documents": documents},
+            headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+        if response.status != 200:
+            raise RuntimeError(f"ingest failed: {response.status} {await response.text()}")
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--documents", type=int, default=24,
+                        help="documents in the tenant's knowledge (0: no retrieval)")
     args = parser.parse_args()
-    llm = FakeOpenAI()
+    llm = FakeOpenAI(answer_prefix="Per [1], the policy is")
     _, llm_runner = await start_fake_openai(llm)
     home = Path(tempfile.mkdtemp(prefix="sb-widget-bench-"))
     (home / "tenants").mkdir()
     (home / "tenants" / "bench.toml").write_text(
         'id = "bench"\nname = "Bench"\n[limits]\nuser_per_minute = 100000\n'
-        'tenant_per_minute = 1000000\n[widget]\npublic_key = "pk_bench_widget"\n'
+        'tenant_per_minute = 1000000\n[knowledge]\nscore_threshold = 0.0\n'
+        '[api]\nkey_env = "BENCH_API_KEY"\n[widget]\npublic_key = "pk_bench_widget"\n'
         f'allowed_origins = ["{ORIGIN}"]\nip_per_minute = 1000000\n')
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(home / "tenants"),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "OPENAI_API_KEY": "sk-bench",
-           "OPENAI_BASE_URL": llm.url, "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
+           "OPENAI_BASE_URL": llm.url, "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1",
+           "BENCH_API_KEY": API_KEY}
     base, serve = await asyncio.to_thread(start_switchboard, env, ROOT, home / "serve.log")
     port = free_port()
     bare = await start_baseline("benchmarks.bare_ws", port)
     ws_base = base.replace("http", "ws", 1)
     try:
+        if args.documents:
+            await add_documents(base, args.documents)
         await load(f"{ws_base}/widget/v1/ws?key=pk_bench_widget", 10, 2)  # warm-up
         baseline = await load(f"ws://127.0.0.1:{port}/widget/v1/ws", args.connections,
                               args.turns)
@@ -115,6 +143,7 @@ async def main() -> int:
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "connections": args.connections, "turns_per_connection": args.turns,
+        "documents": args.documents,
         "bare_websocket": baseline, "switchboard": switchboard,
         "first_delta_p99_ratio": round(switchboard["first_delta_p99_ms"]
                                        / baseline["first_delta_p99_ms"], 1),

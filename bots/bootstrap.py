@@ -200,11 +200,16 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
 
 def settle_heap() -> None:
     """Move everything built at start (libraries, models, vocabularies: a few hundred
-    thousand objects) out of the garbage collector's reach. A full collection over them
-    stops the event loop for about 0.1 s, which showed as the Slack ack p99; afterwards
-    collections only walk what turns allocate."""
+    thousand objects) out of the garbage collector's reach, and collect less often. A
+    full collection over them stops the event loop for about 0.1 s, which showed as the
+    Slack ack p99; afterwards collections only walk what turns allocate."""
     gc.collect()
     gc.freeze()
+    # A turn allocates a few thousand short-lived objects; at the default threshold of
+    # 700 the young generation is collected several times a turn and the older ones
+    # (the knowledge index's payloads, loaded later) often. 3-4 % more widget turns/s
+    # (docs/benchmarks.md).
+    gc.set_threshold(10_000, 20, 50)
 
 
 def _secret_env_names(tenants: TenantRegistry, tenant_id: str) -> list[str]:

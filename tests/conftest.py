@@ -156,8 +156,17 @@ async def make_engine(mongo: MongoConnection, state: SharedState
 
 
 @pytest.fixture
-def openai_answerer(llm: FakeOpenAI) -> Callable[[], OpenAIAnswerer]:
-    return lambda: OpenAIAnswerer("sk-test-not-a-real-key", llm.url)
+async def openai_answerer(llm: FakeOpenAI) -> AsyncIterator[Callable[[], OpenAIAnswerer]]:
+    """Answerers against the stand-in, closed (with their connection pools) afterwards."""
+    made: list[OpenAIAnswerer] = []
+
+    def build() -> OpenAIAnswerer:
+        made.append(OpenAIAnswerer("sk-test-not-a-real-key", llm.url))
+        return made[-1]
+
+    yield build
+    for answerer in made:
+        await answerer.close()
 
 
 @pytest.fixture(scope="session")

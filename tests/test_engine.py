@@ -37,7 +37,9 @@ async def test_answers_stream_and_follow_ups_carry_history(
         openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
     kit: EngineKit = await make_engine(tenant("acme"), answerer=openai_answerer())
     channel = MemoryChannel(kit.engine, "acme")
+    llm.chunk_delay_s = 0.03  # a hosted model's pace: the text arrives in several deltas
     first = await channel.send("Which plan am I on?")
+    llm.chunk_delay_s = 0.0
     assert len(first.deltas) > 3 and "".join(first.deltas) == first.text
     assert {a.id for a in first.reply.actions} == {"feedback_up", "feedback_down"}
     await channel.send("and the second one?")

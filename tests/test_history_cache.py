@@ -91,3 +91,32 @@ async def test_window_longer_than_cache_reads_the_store(mongo: MongoConnection,
         await cached.append(messages(key, n))
     assert [m.text for m in await cached.recent(key, 5)] == ["a0", "q1", "a1", "q2", "a2"]
     assert [m.text for m in await cached.recent(key, 2)] == ["q2", "a2"]
+
+
+async def test_text_with_tabs_and_newlines_survives_the_cache(
+        mongo: MongoConnection, state: SharedState) -> None:
+    _, cached = await stores(mongo, state)
+    key = ConversationKey("acme", "widget", "T7")
+    await cached.recent(key, 6)
+    now = datetime.now(UTC)
+    tricky = "col\tumn\nline two\n\nv2 1\n\tstarts with a tab"
+    await cached.append([StoredMessage(key, "user", tricky, "u\t1", "t\t\u00e91", now,
+                                       now + timedelta(days=1))])
+    (back,) = await cached.recent(key, 6)
+    assert (back.text, back.user_id, back.turn_id) == (tricky, "u\t1", "t\t\u00e91")
+
+
+async def test_a_window_cached_by_an_older_version_is_a_miss(
+        mongo: MongoConnection, state: SharedState) -> None:
+    """A rolling upgrade meets windows in the previous format in Redis: they are read
+    from the store instead, and an append drops them rather than extend them."""
+    raw, cached = await stores(mongo, state)
+    key = ConversationKey("acme", "slack", "T8")
+    await raw.append(messages(key, 1))
+    old = '{"complete":true,"messages":[]}'
+    await state.cache_set(cached._key(key), old, 60)
+    assert [m.text for m in await cached.recent(key, 6)] == ["q1", "a1"]
+    await state.cache_set(cached._key(key), old, 60)
+    await cached.append(messages(key, 2))
+    assert await state.cache_get(cached._key(key)) is None
+    assert [m.text for m in await cached.recent(key, 6)] == ["q1", "a1", "q2", "a2"]

@@ -145,6 +145,19 @@ async def test_filters_narrow_results_by_source_and_tag(knowledge: KnowledgeServ
     assert {p.source for p in only_md} == {"kb/refunds.md"}
 
 
+async def test_a_retagged_document_is_found_with_its_new_tags(
+        knowledge: KnowledgeService) -> None:
+    """Hits' payloads are kept between queries in local mode; a change to the
+    collection must drop them, or retrieval would answer with the old tags."""
+    await ingest_corpus(knowledge, tags=("docs",))
+    before = await top(knowledge, "refund")
+    assert before and all(p.tags == ("docs",) for p in before)
+    await knowledge.tag(ACME, "kb/refunds.md", ["policy"])
+    after = await top(knowledge, "refund", filters=SearchFilters(tags=("policy",)))
+    assert after and {p.source for p in after} == {"kb/refunds.md"}
+    assert all(p.tags == ("policy",) for p in after)
+
+
 async def test_follow_up_is_resolved_against_the_conversation(
         knowledge: KnowledgeService) -> None:
     await ingest_corpus(knowledge)

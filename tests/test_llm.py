@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -155,3 +155,26 @@ async def test_extractive_answerer_says_no_knowledge_is_loaded() -> None:
     answer = await ExtractiveAnswerer().answer(request(), deltas)
     assert answer.text == NO_KNOWLEDGE == "".join(deltas)
     assert answer.usage.total_tokens == 0
+
+
+async def test_server_sent_events_are_decoded_as_the_specification_says() -> None:
+    """Comments and other fields are skipped, an event's data lines are joined with
+    newlines, a blank line ends an event, and ``[DONE]`` ends the stream."""
+    from core.llm.openai_chat import _events
+
+    async def lines() -> AsyncIterator[str]:
+        for line in (": keep-alive", "", "event: chunk", 'data: {"a":', 'data: 1}', "",
+                     "id: 7", 'data:{"b": 2}', "", "", "data: [DONE]", "",
+                     'data: {"after": "done"}', ""):
+            yield line
+
+    assert [event async for event in _events(lines())] == [{"a": 1}, {"b": 2}]
+
+
+async def test_an_error_event_in_the_stream_is_retried_like_a_5xx(
+        llm: FakeOpenAI, openai_answerer: Callable[[], OpenAIAnswerer]) -> None:
+    llm.inject(Fault(error_at_chunk=0))
+    deltas = Deltas()
+    answer = await openai_answerer().answer(request(), deltas)
+    assert not answer.interrupted and answer.text.startswith("Answer to")
+    assert len(llm.requests) == 2

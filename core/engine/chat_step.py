@@ -16,6 +16,7 @@ from core.engine.permissions import is_admin
 from core.llm.base import ChatTurn
 from core.replies import Reply, feedback_actions
 from core.sessions.history import window
+from core.turns.coalesce import DeltaCoalescer
 from core.turns.events import TextDelta, ToolCalled, ToolReturned
 
 log = logging.getLogger("switchboard.engine")
@@ -38,16 +39,20 @@ def _budget_refusal(tenant_name: str, used: int, budget: int, now: datetime) -> 
 
 async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
     """The chat turn's reply, from the shared grounded-answer flow, its text streamed as
-    ``TextDelta`` events."""
+    ``TextDelta`` events merged to a readable pace (``core/turns/coalesce.py``)."""
     tenant = turn.require_tenant()
 
-    async def on_delta(text: str) -> None:
+    async def send(text: str) -> None:
         await turn.out.emit(TextDelta(turn.turn_id, text))
 
+    deltas = DeltaCoalescer(send)
     history = window(turn.history, tenant.sessions.history_tokens)
-    result = await grounded_answer(deps, tenant, turn.message.text.strip(),
-                                   history=[ChatTurn(m.role, m.text) for m in history],
-                                   on_delta=on_delta, tools=_toolbox(turn, deps))
+    try:
+        result = await grounded_answer(deps, tenant, turn.message.text.strip(),
+                                       history=[ChatTurn(m.role, m.text) for m in history],
+                                       on_delta=deltas.add, tools=_toolbox(turn, deps, deltas))
+    finally:
+        await deltas.close()
     turn.usage = result.usage
     turn.trace = result.trace
     if result.outcome == "budget_exhausted":
@@ -71,7 +76,7 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
                  model=result.model, tools=result.tools, partial=result.partial)
 
 
-def _toolbox(turn: Turn, deps: EngineDeps) -> Toolbox | None:
+def _toolbox(turn: Turn, deps: EngineDeps, deltas: DeltaCoalescer) -> Toolbox | None:
     """The tools this user may have the model run here: from their role and the
     tenant's allow-list, never from anything in the conversation."""
     tenant = turn.require_tenant()
@@ -83,6 +88,7 @@ def _toolbox(turn: Turn, deps: EngineDeps) -> Toolbox | None:
         return None
 
     async def emit(event: ToolCalled | ToolReturned) -> None:
+        await deltas.flush()  # the text before the call reaches the channel first
         await turn.out.emit(event)
 
     return Toolbox(executor(deps), Caller(tenant, turn.message, turn.require_key(), admin,

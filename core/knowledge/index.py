@@ -231,9 +231,21 @@ class QdrantIndex:
         if not ids:
             return {}
         client = await self.client()
-        points = await self._call("retrieve", client.retrieve(alias, ids=ids,
-                                                              with_payload=True))
-        return {str(p.id): p.payload or {} for p in points}
+        known: dict[str, dict[str, Any]] = {}
+        if not self.server_mode:
+            known = self._local.payloads(await self._physical(alias))
+            missing = [i for i in ids if i not in known]
+        else:
+            missing = ids
+        found: dict[str, dict[str, Any]] = {}
+        if missing:
+            points = await self._call("retrieve", client.retrieve(alias, ids=missing,
+                                                                  with_payload=True))
+            found = {str(p.id): p.payload or {} for p in points}
+            if not self.server_mode:
+                known.update(found)
+        return {i: known[i] if i in known else found[i] for i in ids
+                if i in known or i in found}
 
     async def count(self, alias: str) -> int:
         client = await self.client()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from qdrant_client import AsyncQdrantClient
@@ -51,9 +52,18 @@ def _top(scores: np.ndarray, limit: int, positive_only: bool) -> np.ndarray:
 class LocalSearchIndex:
     def __init__(self) -> None:
         self._snapshots: dict[str, _Snapshot] = {}
+        self._payloads: dict[str, dict[str, dict[str, Any]]] = {}
 
     def invalidate(self, collection: str) -> None:
         self._snapshots.pop(collection, None)
+        self._payloads.pop(collection, None)
+
+    def payloads(self, collection: str) -> dict[str, dict[str, Any]]:
+        """Payloads of hits already fetched, by chunk id, dropped with the snapshot when
+        the collection changes. Local mode copies each payload it returns (a deep copy
+        per hit was 5 % of a turn's CPU); hits are read-only, so one copy serves every
+        later query."""
+        return self._payloads.setdefault(collection, {})
 
     async def _load(self, client: AsyncQdrantClient, collection: str, dimension: int
                     ) -> _Snapshot:

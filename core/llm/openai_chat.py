@@ -14,6 +14,12 @@ ends without it (a clean cut) or is cut after text reached the user is not retri
 user would see the answer twice): the partial text is returned marked as interrupted,
 and the engine never caches it. The SDK's own retries are off so that this is the one
 policy.
+
+The stream is read as raw server-sent events and each chunk decoded with ``json.loads``,
+through the SDK's ``with_streaming_response`` over its aiohttp transport: building a
+typed chunk per token over the default HTTP stack cost 3.2 ms of CPU for a 20-token
+answer against 0.7 ms this way (``benchmarks/llm_client.py``), and the engine reads
+four fields of each chunk.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpx2
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
@@ -39,6 +47,9 @@ from observability import metrics
 log = logging.getLogger("switchboard.llm")
 
 _MAX_BACKOFF_S = 8.0
+_POOL = httpx2.Limits(max_connections=256, max_keepalive_connections=64)
+"""Connections to the provider per process: enough for every turn in flight at the
+benchmarked peak, bounded so a stalled provider cannot exhaust file descriptors."""
 
 
 @dataclass(slots=True)
@@ -77,12 +88,33 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return None
 
 
+async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
+    """The decoded JSON of each server-sent event, up to ``[DONE]``. An event's data may
+    span several ``data:`` lines (joined by newlines); a blank line ends the event;
+    comments and other fields are skipped, as the SSE specification says."""
+    data: list[str] = []
+    async for line in lines:
+        if line:
+            if line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            continue
+        if not data:
+            continue
+        payload, data = "\n".join(data), []
+        if payload.startswith("[DONE]"):
+            return
+        yield json.loads(payload)
+    if data and not data[0].startswith("[DONE]"):
+        yield json.loads("\n".join(data))
+
+
 class OpenAIAnswerer:
     metered = True
     supports_tools = True
 
     def __init__(self, api_key: str, base_url: str | None = None) -> None:
-        self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+        self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0,
+                                   http_client=openai.DefaultAioHttpClient(limits=_POOL))
         self.name = f"openai-compatible ({self._client.base_url})"
 
     async def answer(self, request: AnswerRequest, on_delta: DeltaCallback) -> Answer:
@@ -140,22 +172,17 @@ class OpenAIAnswerer:
             body: dict[str, Any] = {"messages": messages}
             if request.tools:
                 body["tools"] = tool_params(request)
-            stream = await self._client.chat.completions.create(
+            async with self._client.chat.completions.with_streaming_response.create(
                 model=model, messages=[],
                 max_tokens=request.max_output_tokens, temperature=request.temperature,
                 stream=True, stream_options={"include_usage": True},
                 timeout=request.timeout_s, extra_body=body,
-            )
-            chunks = aiter(stream)
-            while True:
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                text = self._read(chunk, attempt)
-                if text:
-                    attempt.text += text
-                    await on_delta(text)
+            ) as response:
+                async for chunk in _events(response.iter_lines()):
+                    text = self._read(chunk, attempt)
+                    if text:
+                        attempt.text += text
+                        await on_delta(text)
         except openai.RateLimitError as exc:
             raise _Retryable("rate_limited", _retry_after(exc)) from exc
         except openai.InternalServerError as exc:
@@ -174,32 +201,41 @@ class OpenAIAnswerer:
             raise _Retryable("stream_error") from exc
         except json.JSONDecodeError as exc:
             raise _Retryable("malformed_chunk") from exc
+        except httpx2.TransportError as exc:
+            # A connection cut or reset while the body streams (the SDK maps only
+            # failures before the response to APIConnectionError).
+            raise _Retryable("connection") from exc
         if not attempt.finished:
             raise _Retryable("truncated")
 
     @staticmethod
     def _read(chunk: Any, attempt: _Attempt) -> str:
-        """The text of one chunk, noting usage and whether a choice finished. The SDK
-        builds chunks without validation, so a chunk of the wrong shape shows up here."""
+        """The text of one decoded chunk, noting usage, tool-call fragments and whether a
+        choice finished. A chunk of the wrong shape is the provider's fault: retryable."""
         try:
-            if chunk.usage is not None:
-                attempt.prompt_tokens = int(chunk.usage.prompt_tokens)
-                attempt.completion_tokens = int(chunk.usage.completion_tokens)
+            if "error" in chunk:
+                raise _Retryable("stream_error")
+            usage = chunk.get("usage")
+            if usage:
+                attempt.prompt_tokens = int(usage["prompt_tokens"])
+                attempt.completion_tokens = int(usage["completion_tokens"])
             text = ""
-            for choice in chunk.choices or ():
-                if choice.finish_reason:
+            for choice in chunk.get("choices") or ():
+                if choice.get("finish_reason"):
                     attempt.finished = True
-                piece = choice.delta.content if choice.delta else None
+                delta = choice.get("delta") or {}
+                piece = delta.get("content")
                 if piece:
                     text += str(piece)
-                for fragment in (choice.delta.tool_calls if choice.delta else None) or ():
-                    call = attempt.calls.setdefault(int(fragment.index), _PartialCall())
-                    call.id += str(fragment.id or "")
-                    if fragment.function is not None:
-                        call.name += str(fragment.function.name or "")
-                        call.arguments += str(fragment.function.arguments or "")
+                for fragment in delta.get("tool_calls") or ():
+                    call = attempt.calls.setdefault(int(fragment["index"]), _PartialCall())
+                    call.id += str(fragment.get("id") or "")
+                    function = fragment.get("function")
+                    if function is not None:
+                        call.name += str(function.get("name") or "")
+                        call.arguments += str(function.get("arguments") or "")
             return text
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise _Retryable("malformed_chunk") from exc
 
     @staticmethod

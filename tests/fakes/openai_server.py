@@ -43,6 +43,9 @@ class Fault:
     """End the response properly after this many chunks, with no finish_reason or [DONE]."""
     garbage_at_chunk: int | None = None
     """Send a data line that is not JSON in place of this chunk."""
+    error_at_chunk: int | None = None
+    """Send an error event (``data: {"error": …}``, as the API does when a stream fails
+    on its side) in place of this chunk, then end the response."""
     model: str | None = None
 
 
@@ -209,6 +212,11 @@ class FakeOpenAI:
                 request.transport.close()
                 return response
             if fault.clean_cut_after_chunks is not None and index > fault.clean_cut_after_chunks:
+                await response.write_eof()
+                return response
+            if index == fault.error_at_chunk:
+                await _send(response, {"error": {"message": "The server had an error",
+                                                 "type": "server_error"}})
                 await response.write_eof()
                 return response
             if index == fault.garbage_at_chunk:
