@@ -74,10 +74,12 @@ class Services:
     """Turns the journal holds from before this process started (see Recovery)."""
 
 
-def choose_answerer(settings: Settings) -> Answerer:
+def choose_answerer(settings: Settings, embedders: EmbedderRegistry) -> Answerer:
+    """The OpenAI-compatible model when a key is set; otherwise the offline answerer,
+    which ranks sentences with the offline embedder."""
     if settings.openai_api_key:
         return OpenAIAnswerer(settings.openai_api_key, settings.openai_base_url or None)
-    return ExtractiveAnswerer()
+    return ExtractiveAnswerer(embedders.local())
 
 
 async def open_knowledge(settings: Settings, mongo: MongoConnection, state: SharedState
@@ -152,10 +154,10 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             watcher = asyncio.create_task(tenants.watch(settings.tenant_watch_interval_s))
             stack.push_async_callback(_cancel, watcher)
 
-        answerer = choose_answerer(settings)
-        stack.push_async_callback(answerer.close)
         knowledge = await open_knowledge(settings, mongo, state)
         stack.push_async_callback(knowledge.close)
+        answerer = choose_answerer(settings, knowledge.embedders)
+        stack.push_async_callback(answerer.close)
         retriever: Retriever = knowledge.retriever
 
         usage = UsageLedger(MongoUsageStore(mongo.db), state)

@@ -61,7 +61,7 @@ def test_interactive_chat_reads_lines_until_eof(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=90)
     assert result.returncode == 0, result.stderr
     assert "Tenant: **Switchboard Demo**" in result.stdout
-    assert "Here is what the documentation says" in result.stdout
+    assert "no language model is configured" in result.stdout
 
 
 def start_serve(data_dir: Path, **env: str) -> tuple[str, subprocess.Popen[str]]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from core.engine.deps import EngineDeps
 from core.knowledge.base import Passage
 from core.llm.base import AnswerRequest, ChatTurn
+from core.llm.extractive import terms
 from core.replies import Citation
 from core.tenants.models import TenantConfig
 
@@ -45,18 +46,38 @@ def confidence(passages: list[Passage], threshold: float) -> float:
     return round(min(1.0, max(0.05, (best - threshold) / span)), 2)
 
 
+_CODE = re.compile(r"`[^`]*`")
+RELATED_MARGIN = 0.08
+"""A passage whose similarity to the question is within this of the best one is on
+the question's topic; its heading may be suggested even without a shared word."""
+
+
+def _topic(passage: Passage) -> str:
+    """The passage's heading as a reader would say it: code spans and a trailing colon
+    dropped; "" when nothing readable is left or it is too long to suggest."""
+    topic = passage.headings[-1] if passage.headings else passage.title
+    topic = " ".join(_CODE.sub("", topic).replace("()", "").split()).rstrip(":;,— -")
+    return topic if 3 <= len(topic) <= 60 else ""
+
+
 def follow_ups(question: str, passages: list[Passage], limit: int = 3) -> tuple[str, ...]:
-    """Questions about neighbouring topics the retrieved passages cover."""
-    seen = {question.lower()}
+    """Questions about the sections the answer's passages come from, for those on the
+    question's topic: close to the best passage's similarity, or sharing a word with
+    the question. A heading that is a question is suggested as it is."""
+    if not passages:
+        return ()
+    best = max(p.similarity for p in passages)
+    asked = terms(question)
+    seen = {question.lower().strip(" ?").removeprefix("tell me more about ")}
     out: list[str] = []
     for p in passages[1:] + passages[:1]:
-        topic = p.headings[-1] if p.headings else p.title
-        if not topic or len(topic) > 80:
+        topic = _topic(p)
+        if not topic or topic.lower().strip(" ?") in seen:
             continue
-        suggestion = f"Tell me more about {topic}"
-        if suggestion.lower() not in seen:
-            seen.add(suggestion.lower())
-            out.append(suggestion)
+        if p.similarity < best - RELATED_MARGIN and not terms(topic) & asked:
+            continue
+        seen.add(topic.lower().strip(" ?"))
+        out.append(topic if topic.endswith("?") else f"Tell me more about {topic}")
         if len(out) == limit:
             break
     return tuple(out)

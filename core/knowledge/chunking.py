@@ -16,6 +16,7 @@ from core.knowledge.models import Chunk, ExtractedDocument, chunk_id, content_ha
 
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 _SENTENCES = re.compile(r"(?<=[^\s\d][.!?])\s+(?=\S)")
+_FENCE = re.compile(r"^\s*(```|~~~)")
 _LIST_ITEM = re.compile(r"\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 
 TokenCounter = Callable[[str], int]
@@ -32,7 +33,14 @@ def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[tuple[str, 
         if size <= max_tokens:
             out.append((paragraph, size))
             continue
-        units = [u for item in _LIST_ITEM.split(paragraph) for u in _SENTENCES.split(item)]
+        lines = paragraph.splitlines()
+        if len(lines) > 1 and (_FENCE.match(lines[0]) or sum(
+                line.lstrip().startswith("|") for line in lines) * 2 >= len(lines)):
+            # A table or a code block: split between rows and lines, never inside one
+            # (sentence splitting would join them into one line of cells).
+            units = lines
+        else:
+            units = [u for item in _LIST_ITEM.split(paragraph) for u in _SENTENCES.split(item)]
         for sentence in units:
             size = count(sentence)
             if size <= max_tokens:

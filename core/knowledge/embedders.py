@@ -232,12 +232,16 @@ class EmbedderRegistry:
         self._local = local
         self._remote: dict[tuple[str, int], OpenAIEmbedder] = {}
 
+    def local(self) -> MiniLMEmbedder:
+        """The offline embedder (its model loads on first use, not here)."""
+        if self._local is None:
+            self._local = MiniLMEmbedder()
+        return self._local
+
     def for_tenant(self, tenant: TenantConfig) -> Embedder:
         name = tenant.knowledge.embedder
         if name == MINILM:
-            if self._local is None:
-                self._local = MiniLMEmbedder()
-            return self._local
+            return self.local()
         model = name.removeprefix("openai:")
         dimension = tenant.knowledge.embedding_dimension or _OPENAI_DIMENSIONS.get(model)
         if dimension is None:
