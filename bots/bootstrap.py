@@ -140,8 +140,11 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
                 errors=(RedisError, OSError))
         else:
             state = MemoryState()
-            log.warning("REDIS_URL is unset: rate limits, dedupe and locks are in-process "
-                        "(valid for one process only)")
+            # Said where it matters, by the long-running processes; a one-shot command
+            # (chat, ingest) is one process by nature.
+            log.log(logging.WARNING if journal.startswith(("web", "discord")) else logging.INFO,
+                    "REDIS_URL is unset: rate limits, dedupe and locks are in-process "
+                    "(valid for one process only)")
         stack.push_async_callback(state.close)
         sessions = CachedSessionStore(mongo_sessions, state)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -55,7 +56,9 @@ class Settings(BaseModel):
             tenants_dir=Path(get("SWITCHBOARD_TENANTS_DIR", "tenants")),
             data_dir=Path(get("SWITCHBOARD_DATA_DIR", "var")),
             log_level=get("LOG_LEVEL", "INFO"),
-            log_format="console" if get("LOG_FORMAT", "json") == "console" else "json",
+            # Console lines for a person at a terminal, JSON for a log collector.
+            log_format="console" if get("LOG_FORMAT") == "console" or (
+                not get("LOG_FORMAT") and sys.stderr.isatty()) else "json",
             slack_api_url=get("SLACK_API_URL", "https://slack.com/api/"),
             discord_api_url=get("DISCORD_API_URL", "https://discord.com/api/v10"),
             discord_gateway_url=get("DISCORD_GATEWAY_URL"),

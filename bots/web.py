@@ -90,15 +90,21 @@ def is_operator(request: web.Request) -> bool:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Public: ready or not, nothing more. An operator also gets every check."""
+    """Public: ready, loading its tenants' first documents, or not ready; nothing more.
+    An operator also gets every check, and which tenants are still loading."""
     services = request.app[SERVICES]
     names = sorted(services.checks)
     results = await asyncio.gather(*(_check(n, services) for n in names))
     checks = dict(zip(names, results, strict=True))
-    ready = all(c["status"] == "ok" for c in checks.values())
-    body: dict[str, object] = {"status": "ready" if ready else "not_ready"}
+    up = all(c["status"] == "ok" for c in checks.values())
+    loading = dict(services.knowledge.loading)
+    ready = up and not loading
+    status = "ready" if ready else "loading_knowledge" if up else "not_ready"
+    body: dict[str, object] = {"status": status}
     if is_operator(request):
         body.update(checks=checks, tenants=len(services.tenants.tenant_ids()))
+        if loading:
+            body["loading_knowledge"] = {t: f"{n} documents so far" for t, n in loading.items()}
     return web.json_response(body, status=200 if ready else 503)
 
 

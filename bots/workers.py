@@ -21,6 +21,7 @@ import time
 from types import FrameType
 
 from adapters.widget.identity import load_key
+from bots.serve import PortUnavailable, bind
 from bots.settings import Settings
 
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -42,6 +43,11 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
               "locks, conversation streams, the local Qdrant files), so several workers "
               "would disagree. Set REDIS_URL, MONGODB_URI and QDRANT_URL (see "
               "docs/operations.md), or run one worker.", file=sys.stderr)
+        return 2
+    try:
+        bind(host, port, reuse_port=True).close()  # busy: say so before starting anyone
+    except PortUnavailable as exc:
+        print(f"switchboard serve: {exc}", file=sys.stderr)
         return 2
     env = dict(os.environ)
     if not env.get("SWITCHBOARD_WIDGET_KEY"):
@@ -74,6 +80,11 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
             code = child.poll()
             if code is None or stopping:
                 continue
+            if code == 2:  # refused to start (a usage error, the port): restarting won't help
+                print(f"worker {number} refused to start; stopping", file=sys.stderr,
+                      flush=True)
+                stop(signal.SIGTERM, None)
+                break
             pause = RESTART_BACKOFF_S[min(restarts[number], len(RESTART_BACKOFF_S) - 1)]
             print(f"worker {number} exited with {code}; restarting in {pause:.0f} s",
                   file=sys.stderr, flush=True)
@@ -81,9 +92,10 @@ def run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
             time.sleep(pause)
             if not stopping:
                 start(number)
+    codes = []
     for child in children.values():
         try:
-            child.wait(timeout=20)
+            codes.append(child.wait(timeout=20))
         except subprocess.TimeoutExpired:
             child.kill()
-    return 0
+    return 2 if 2 in codes else 0

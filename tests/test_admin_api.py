@@ -26,13 +26,95 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         (tenants / f"{tenant_id}.toml").write_text(
             f'id = "{tenant_id}"\nname = "{tenant_id.title()}"\n'
             f'[api]\nkey_env = "{tenant_id.upper()}_API_KEY"\n')
+    (tenants / "nokey.toml").write_text('id = "nokey"\nname = "No key"\n')
+    (tenants / "tiny.toml").write_text('id = "tiny"\nname = "Tiny"\n[knowledge]\n'
+                                       'max_file_mb = 1\n[api]\nkey_env = "TINY_API_KEY"\n')
+    (tenants / "unset.toml").write_text('id = "unset"\nname = "Unset"\n'
+                                        '[api]\nkey_env = "UNSET_API_KEY"\n')
+    SERVE_LOG.append(home / "serve.log")
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "HF_HUB_OFFLINE": "1",
-           **{f"{t.upper()}_API_KEY": k for t, k in KEYS.items()}}
+           "TINY_API_KEY": TINY_KEY, **{f"{t.upper()}_API_KEY": k for t, k in KEYS.items()}}
     base, process = start_switchboard(env, ROOT, home / "serve.log")
     yield base
     process.terminate()
     process.communicate(timeout=30)
+
+
+SERVE_LOG: list[Path] = []
+TINY_KEY = "tiny-admin-key-0123456789"
+
+
+async def upload(url: str, key: str, *files: tuple[str, bytes], **fields: str
+                 ) -> tuple[int, Any]:
+    import aiohttp
+    form = aiohttp.FormData(default_to_multipart=True)
+    for name, content in files:
+        form.add_field("file", content, filename=name)
+    for name, value in fields.items():
+        form.add_field(name, value)
+    async with aiohttp.ClientSession() as http, http.post(
+            url, data=form, headers={"Authorization": f"Bearer {key}"}) as response:
+        return response.status, await response.json()
+
+
+async def test_files_are_uploaded_with_the_same_results_as_the_cli(api: str) -> None:
+    from tests.documents import make_pdf
+    base = f"{api}/api/v1/tenants/tiny"
+    pdf = make_pdf(["Cover page of the handbook.",
+                    "Night shifts are paid a 25 percent premium on the base rate."],
+                   title="Staff handbook")
+    status, body = await upload(f"{base}/files", TINY_KEY, ("handbook.pdf", pdf),
+                                ("notes.md", b"# Notes\n\nThe canteen opens at 11:30."),
+                                ("broken.pdf", b"%PDF-1.4 not really"), tags="staff")
+    assert status == 200, body
+    outcomes = {o["source"]: o for o in body["outcomes"]}
+    assert outcomes["inline:handbook.pdf"]["status"] == "added"
+    assert outcomes["inline:notes.md"]["status"] == "added"
+    assert outcomes["inline:broken.pdf"]["status"] == "failed"
+    assert outcomes["inline:broken.pdf"]["reason"].startswith("not a readable PDF")
+    status, found = call("POST", f"{base}/search", {"query": "What premium do night shifts "
+                                                    "get?"}, TINY_KEY)
+    assert status == 200 and "25 percent" in found["answer"]
+    assert found["sources"][0]["source"] == "inline:handbook.pdf"
+    status, again = await upload(f"{base}/files", TINY_KEY, ("handbook.pdf", pdf),
+                                 tags="staff")
+    assert again["outcomes"][0]["status"] == "unchanged"
+    status, listing = call("GET", f"{base}/documents", key=TINY_KEY)
+    assert {d["source"]: d["tags"] for d in listing["documents"]
+            if d["source"].startswith("inline:h")} == {"inline:handbook.pdf": ["staff"]}
+
+
+async def test_uploads_that_cannot_be_taken_get_a_clear_4xx(api: str) -> None:
+    base = f"{api}/api/v1/tenants"
+    status, body = await upload(f"{base}/tiny/files", TINY_KEY,
+                                ("big.txt", b"word " * 300_000))
+    assert status == 413 and "over this tenant's 1 MB limit" in body["error"]
+    status, body = await upload(f"{base}/tiny/files", TINY_KEY, tags="a")
+    assert status == 400 and "no 'file' part" in body["error"]
+    status, body = await upload(f"{base}/tiny/files", TINY_KEY, ("a.md", b"# A\n\nText."),
+                                kb="Not A Name")
+    assert status == 422 and body["details"][0]["field"] == "kb"
+    status, body = await upload(f"{base}/tiny/files", TINY_KEY, ("a.md", b"x"), color="red")
+    assert status == 400 and "unknown form field 'color'" in body["error"]
+    status, body = await upload(f"{base}/acme/files", TINY_KEY, ("a.md", b"# A\n\nText."))
+    assert status == 401  # another tenant's key
+    status, body = call("POST", f"{base}/tiny/files", {"file": "a.md"}, TINY_KEY)
+    assert status == 415 and "multipart/form-data" in body["error"]
+
+
+def test_a_refused_key_is_logged_with_the_reason_the_caller_is_not_told(api: str) -> None:
+    answers = [call("GET", f"{api}/api/v1/tenants/nokey/documents", key="anything"),
+               call("GET", f"{api}/api/v1/tenants/unset/documents", key="anything"),
+               call("GET", f"{api}/api/v1/tenants/acme/documents"),
+               call("GET", f"{api}/api/v1/tenants/acme/documents", key="wrong-key")]
+    assert {status for status, _ in answers} == {401}
+    assert {body["error"] for _, body in answers} == {"missing or wrong API key"}
+    log = SERVE_LOG[-1].read_text()
+    assert "this tenant has no admin API key: set [api] key_env" in log
+    assert "UNSET_API_KEY named by [api] key_env is not set" in log
+    assert "no Authorization: Bearer header" in log and "wrong key" in log
+    assert "wrong-key" not in log and "anything" not in log  # never the key given
 
 
 def call(method: str, url: str, body: Any = None, key: str | None = None,
@@ -130,7 +212,8 @@ def test_openapi_document_describes_the_routes(api: str) -> None:
     assert set(spec["paths"]) == {"/api/v1/tenants/{tenant}/documents",
                                   "/api/v1/tenants/{tenant}/documents/{doc_id}",
                                   "/api/v1/tenants/{tenant}/search",
-                                  "/api/v1/tenants/{tenant}/analyze"}
+                                  "/api/v1/tenants/{tenant}/analyze",
+                                  "/api/v1/tenants/{tenant}/files"}
     assert {"SearchRequest", "SearchResponse", "IngestRequest", "AnalyzeRequest"} <= set(
         spec["components"]["schemas"])
 

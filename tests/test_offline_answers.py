@@ -122,3 +122,26 @@ async def test_the_readme_question_is_answered_cleanly_from_the_docs(
     assert reply.text.count("`") % 2 == 0 and 2 <= sentences(reply.text) <= 5
     assert reply.citations and all(c.source.startswith("docs/") for c in reply.citations)
     assert all("`" not in f for f in reply.follow_ups)
+
+
+async def test_a_question_while_the_first_documents_load_says_so(
+        make_engine: Build, knowledge: KnowledgeService) -> None:
+    import asyncio
+    folder = knowledge.root / "many"
+    folder.mkdir()
+    for n in range(200):
+        (folder / f"policy-{n}.md").write_text(
+            f"# Policy {n}\n\nRule {n}: requests are answered within {n % 5 + 1} days.\n")
+    config = tenant("acme", knowledge={"sources": [{"path": "many/"}]})
+    kit: EngineKit = await make_engine(config, knowledge=knowledge)
+    channel = MemoryChannel(kit.engine, "acme")
+    loading = asyncio.create_task(knowledge.ingest_configured(config, only_if_empty=True))
+    while "acme" not in knowledge.loading and not loading.done():  # noqa: ASYNC110 - its state
+        await asyncio.sleep(0)
+    early = (await channel.send("How fast are requests answered?")).reply
+    await loading
+    later = (await channel.send("How fast are requests answered?", thread="t2")).reply
+    assert early is not None and "still loading this workspace's documents" in early.text
+    assert early.retry_after_s and early.kind == "apology"
+    assert later is not None and later.kind == "answer" and later.citations
+    assert "acme" not in knowledge.loading

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,11 +101,26 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def wait_ready(base: str, timeout_s: float = 180) -> tuple[int, str]:
+    """/readyz until it is 200 (the demo tenant's first documents take a while)."""
+    deadline = time.monotonic() + timeout_s
+    status, body = get(f"{base}/readyz")
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status, body = get(f"{base}/readyz")
+    return status, body
+
+
 def test_serve_answers_health_readiness_metrics(
         served: tuple[str, Path, subprocess.Popen[str]]) -> None:
     base, data_dir, process = served
     assert get(f"{base}/healthz") == (200, '{"status": "ok"}')
     status, body = get(f"{base}/readyz")
+    first = json.loads(body)
+    if status == 503:  # the demo tenant's first documents are still going in
+        assert first["status"] == "loading_knowledge", body
+        assert "documents so far" in first["loading_knowledge"]["demo"]
+    status, body = wait_ready(base)
     ready = json.loads(body)
     assert status == 200 and ready["status"] == "ready", body
     assert set(ready["checks"]) == {"mongodb", "redis", "llm", "knowledge"}
@@ -147,6 +163,8 @@ def test_operational_details_need_the_operator_token(tmp_path: Path) -> None:
     base, process = start_serve(tmp_path, SWITCHBOARD_OPERATOR_TOKEN="op-token-for-tests")
     try:
         status, body = get(f"{base}/readyz")
+        assert json.loads(body) in ({"status": "ready"}, {"status": "loading_knowledge"})
+        status, body = wait_ready(base)
         assert status == 200 and json.loads(body) == {"status": "ready"}
         assert get(f"{base}/metrics")[0] == 401
         request = urllib.request.Request(f"{base}/metrics", headers={
@@ -162,3 +180,28 @@ def test_operational_details_need_the_operator_token(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_a_busy_port_is_one_clear_line_and_the_way_out(tmp_path: Path) -> None:
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "bots", "serve", "--port", str(port)],
+                                env=clean_env(tmp_path), capture_output=True, text=True,
+                                cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stdout
+    assert f"--port {port + 1}" in result.stdout and "PORT=" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "serving" not in result.stdout
+    assert not (tmp_path / "mongo").exists()  # refused before anything was started
+
+
+def test_the_port_comes_from_PORT_and_a_bad_one_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bots", "serve"],
+                            env=clean_env(tmp_path, PORT="http"), capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2 and "'http' is not a port number" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -31,6 +31,23 @@ def test_several_workers_are_refused_on_the_embedded_defaults(tmp_path: Path) ->
     assert "Traceback" not in done.stderr
 
 
+def test_several_workers_on_a_busy_port_are_refused_in_one_line(tmp_path: Path) -> None:
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "bots", "serve", "--workers", "2", "--port", str(port)],
+            env={"PATH": "/usr/bin:/bin", "SWITCHBOARD_DATA_DIR": str(tmp_path),
+                 "REDIS_URL": "redis://127.0.0.1:1", "MONGODB_URI": "mongodb://127.0.0.1:1",
+                 "QDRANT_URL": "http://127.0.0.1:1"},
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"Port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "Traceback" not in done.stderr and "serving" not in done.stdout
+
+
 def _health(port: int) -> dict[str, str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
         return dict(json.loads(response.read()))

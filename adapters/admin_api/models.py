@@ -21,6 +21,13 @@ class InlineDocument(_Body):
                                description="stable name; re-posting it replaces the document")
 
 
+class UploadForm(_Body):
+    """The form fields beside the ``file`` parts of ``POST …/files``."""
+
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    kb: str = Field("default", pattern=r"^[a-z0-9_-]{1,32}$")
+
+
 class IngestRequest(_Body):
     urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
     documents: list[InlineDocument] = Field(default_factory=list, max_length=50)

@@ -20,11 +20,12 @@ def _json(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    reasons = {400: "malformed JSON", 401: "missing or wrong API key", 404: "not found",
+    reasons = {400: "malformed JSON or form", 401: "missing or wrong API key", 404: "not found",
                409: "Idempotency-Key reused for another request", 413: "body too large",
                422: "invalid body, a schema that cannot be used, output that did not "
                     "validate, or no language model configured",
-               429: "token budget used up", 503: "a dependency failed"}
+               415: "not multipart/form-data", 429: "token budget used up",
+               503: "a dependency failed"}
     return {str(c): {"description": reasons[c], **_json(m.ErrorOut)} for c in codes}
 
 
@@ -62,6 +63,21 @@ def openapi_document() -> dict[str, Any]:
                          "responses": {"200": {"description": "what happened to each source",
                                                **_json(m.IngestResponse)},
                                        **_errors(400, 401, 409, 413, 422, 503)}}},
+            "/api/v1/tenants/{tenant}/files": {
+                "parameters": [tenant],
+                "post": {"summary": "Upload files (PDF, DOCX, HTML, Markdown, text)",
+                         "requestBody": {"required": True, "content": {
+                             "multipart/form-data": {"schema": {
+                                 "type": "object", "required": ["file"], "properties": {
+                                     "file": {"type": "array", "maxItems": 20, "items": {
+                                         "type": "string", "format": "binary"}},
+                                     "tags": {"type": "string",
+                                              "description": "comma-separated tags"},
+                                     "kb": {"type": "string",
+                                            "pattern": "^[a-z0-9_-]{1,32}$"}}}}}},
+                         "responses": {"200": {"description": "what happened to each file",
+                                               **_json(m.IngestResponse)},
+                                       **_errors(400, 401, 413, 415, 422, 503)}}},
             "/api/v1/tenants/{tenant}/documents/{doc_id}": {
                 "parameters": [tenant, doc],
                 "delete": {"summary": "Remove a document, its chunks and vectors",

@@ -15,9 +15,11 @@ import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import PurePosixPath
 from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from adapters.admin_api import models as m
@@ -25,6 +27,8 @@ from adapters.admin_api.openapi import openapi_document
 from adapters.http_input import BadInput, bearer_token, header_bytes, read_json_object
 from core.engine import (
     Engine,
+    FileDocument,
+    IngestReport,
     KeptResponse,
     KnowledgeUnavailable,
     SchemaProblem,
@@ -77,6 +81,101 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return _error(exc.status, message)
 
 
+MAX_UPLOAD_FILES = 20
+
+
+def _problems(exc: ValidationError) -> list[dict[str, object]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+            for e in exc.errors(include_url=False)]
+
+
+def _ingest_response(report: IngestReport) -> m.IngestResponse:
+    return m.IngestResponse(summary=report.summary(), outcomes=[
+        m.Outcome(source=o.source, status=o.status, chunks=o.chunks, reason=o.reason,
+                  doc_id=o.doc_id) for o in report.outcomes])
+
+
+async def _read_upload(request: web.Request, max_file_mb: int
+                       ) -> tuple[list[FileDocument], tuple[str, ...], str]:
+    """The uploaded files, read part by part with the tenant's size limit per file (the
+    JSON body limit does not apply to uploads)."""
+    if not request.content_type.startswith("multipart/form-data"):
+        raise ApiError(415, "send the files as multipart/form-data, one 'file' part each "
+                            "(curl -F file=@handbook.pdf)")
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError) as exc:
+        raise ApiError(400, f"malformed multipart body: {exc}") from None
+    limit = max_file_mb * 1024 * 1024
+    files: list[FileDocument] = []
+    fields: dict[str, object] = {}
+    try:
+        await _read_parts(reader, limit, max_file_mb, files, fields)
+    except (HttpProcessingError, ValueError) as exc:
+        raise ApiError(400, f"malformed multipart body: {type(exc).__name__}") from None
+    if not files:
+        raise ApiError(400, "no 'file' part in the form (curl -F file=@handbook.pdf)")
+    try:
+        form = m.UploadForm.model_validate(fields)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid form field", _problems(exc)) from None
+    return files, tuple(form.tags), form.kb
+
+
+async def _read_parts(reader: MultipartReader, limit: int, max_file_mb: int,
+                      files: list[FileDocument], fields: dict[str, object]) -> None:
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            raise ApiError(400, "nested multipart bodies are not supported")
+        if part.name == "file":
+            if len(files) == MAX_UPLOAD_FILES:
+                raise ApiError(413, f"at most {MAX_UPLOAD_FILES} files per request")
+            name = PurePosixPath((part.filename or "").replace("\\", "/")).name
+            if not name:
+                raise ApiError(400, "each 'file' part needs a file name")
+            content = bytearray()
+            while chunk := await part.read_chunk(1 << 16):
+                content += chunk
+                if len(content) > limit:
+                    raise ApiError(413, f"{name} is over this tenant's {max_file_mb} MB "
+                                        "limit (knowledge.max_file_mb)")
+            files.append(FileDocument(name, bytes(content),
+                                      part.headers.get("Content-Type", "")))
+        elif part.name == "tags":
+            fields["tags"] = [t.strip() for t in (await _text(part)).split(",") if t.strip()]
+        elif part.name == "kb":
+            fields["kb"] = (await _text(part)).strip() or "default"
+        else:
+            raise ApiError(400, f"unknown form field {part.name!r}: expected file, tags or kb")
+
+
+async def _text(part: BodyPartReader) -> str:
+    raw = bytearray()
+    while chunk := await part.read_chunk(4096):
+        raw += chunk
+        if len(raw) > 4096:
+            raise ApiError(413, f"the form field {part.name!r} is over 4 KB")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ApiError(400, f"the form field {part.name!r} is not UTF-8 text") from None
+
+
+def _refusal(tenant: TenantConfig, expected: str, given: str | None) -> str:
+    if not tenant.api.key_env:
+        return ("this tenant has no admin API key: set [api] key_env in its tenant file to "
+                "the name of an environment variable holding the key")
+    if not expected:
+        return (f"the environment variable {tenant.api.key_env} named by [api] key_env is "
+                "not set in this process")
+    if not given:
+        return "no Authorization: Bearer header"
+    return "wrong key"
+
+
 class AdminApi:
     """Handlers over the engine's interface, looked up per request (the engine is opened
     after the routes are registered, in the web app's startup)."""
@@ -94,6 +193,7 @@ class AdminApi:
         base = "/api/v1/tenants/{tenant}"
         app.router.add_get(f"{base}/documents", self.list_documents)
         app.router.add_post(f"{base}/documents", self._idempotent(self.ingest))
+        app.router.add_post(f"{base}/files", self.upload)  # re-uploading is idempotent
         app.router.add_delete(f"{base}/documents/{{doc_id}}", self.delete_document)
         app.router.add_post(f"{base}/search", self._idempotent(self.search))
         app.router.add_post(f"{base}/analyze", self._idempotent(self.analyze))
@@ -141,7 +241,9 @@ class AdminApi:
         expected = os.environ.get(tenant.api.key_env, "") if tenant.api.key_env else ""
         if not expected or not given or not hmac.compare_digest(header_bytes(given),
                                                                 expected.encode()):
-            log.warning("admin API request refused: bad or missing key",
+            # The answer is the same whatever the reason (it must not tell a caller
+            # which tenants exist or have keys); the log tells the operator the reason.
+            log.warning("admin API request refused: %s", _refusal(tenant, expected, given),
                         extra={"tenant": tenant_id})
             raise ApiError(401, "missing or wrong API key")
         return tenant
@@ -152,10 +254,7 @@ class AdminApi:
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
-            details: list[dict[str, object]] = [
-                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-                for e in exc.errors(include_url=False)]
-            raise ApiError(422, "invalid request body", details) from None
+            raise ApiError(422, "invalid request body", _problems(exc)) from None
 
     async def list_documents(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
@@ -173,9 +272,17 @@ class AdminApi:
                 tenant, [str(u) for u in body.urls],
                 [TextDocument(d.title, d.text, d.source or "") for d in body.documents],
                 body.kb, tuple(body.tags))
-        return _ok(m.IngestResponse(summary=report.summary(), outcomes=[
-            m.Outcome(source=o.source, status=o.status, chunks=o.chunks, reason=o.reason,
-                      doc_id=o.doc_id) for o in report.outcomes]))
+        return _ok(_ingest_response(report))
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """``multipart/form-data``: ``file`` parts (PDF, DOCX, HTML, Markdown, text), and
+        optional ``tags`` (comma-separated) and ``kb`` fields; the same per-file results
+        as ``switchboard ingest``."""
+        tenant = self._tenant(request)
+        files, tags, kb = await _read_upload(request, tenant.knowledge.max_file_mb)
+        with log_context(tenant=tenant.id, channel="api"):
+            report = await self._engine.ingest_files(tenant, files, kb, tags)
+        return _ok(_ingest_response(report))
 
     async def delete_document(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)

@@ -2,7 +2,9 @@
 
 An ordinary adapter: it builds inbound messages (channel ``terminal``, the tenant id as
 binding, the thread name as conversation key) and renders replies — deltas as they
-stream, then citations and follow-ups. The person at the terminal is the operator.
+stream, then citations and follow-ups: as Markdown (``rich``) for a person at a
+terminal, as plain text when the output is a pipe or a file. The person at the terminal
+is the operator.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ import asyncio
 import sys
 import uuid
 from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.text import Text
 
 from core.engine import Engine
 from core.messages import Author, Binding, InboundMessage
@@ -71,6 +78,51 @@ class TerminalDelivery:
         self._out.flush()
 
 
+class RichDelivery:
+    """For a person at a terminal: the answer rendered as Markdown while it streams
+    (``rich``), tool calls as dim lines, then sources as links and follow-ups."""
+
+    address: dict[str, object] = {}
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._streamed = ""
+        self._live: Live | None = None
+
+    async def deliver(self, event: TurnEvent) -> Receipt:
+        match event:
+            case TextDelta(text=text):
+                self._streamed += text
+                if self._live is None:
+                    self._live = Live(console=self._console, transient=True,
+                                      refresh_per_second=12)
+                    self._live.start()
+                self._live.update(Markdown(self._streamed))
+            case ToolCalled(tool=tool, label=label):
+                self._stop()
+                self._console.print(f"  ⚙ {label or tool}…", style="dim")
+            case ToolReturned(outcome=outcome, summary=summary):
+                self._console.print(f"    {outcome}{f': {summary}' if summary else ''}",
+                                    style="dim", markup=False)
+            case FinalReply(reply=reply) | TurnFailed(reply=reply):
+                self._stop()
+                self._console.print(Markdown(reply.text))
+                for c in reply.citations:
+                    target = c.url or c.source
+                    self._console.print(Text.assemble(
+                        f"  [{c.number}] ", (c.title, f"link {c.url}" if c.url else ""),
+                        f" — {target}"), style="dim")
+                for follow_up in reply.follow_ups:
+                    self._console.print(f"  ↪ {follow_up}", style="cyan", markup=False)
+        return NOTHING
+
+    def _stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self._streamed = ""
+
+
 class TerminalChannel:
     def __init__(self, engine: Engine, tenant: str, *, user: str = OPERATOR,
                  thread: str = "terminal", out: TextIO = sys.stdout) -> None:
@@ -80,13 +132,17 @@ class TerminalChannel:
         self._author = Author(user, display_name=user, roles=roles)
         self._thread = thread
         self._out = out
+        self._console = Console(file=out) if out.isatty() else None
 
     async def send(self, text: str) -> str:
         message = InboundMessage(
             binding=Binding("terminal", self._tenant), tenant_id=self._tenant,
             thread=self._thread,
             author=self._author, text=text, platform_message_id=uuid.uuid4().hex)
-        result = await self._engine.handle(message, TerminalDelivery(self._out))
+        delivery: TerminalDelivery | RichDelivery = (
+            RichDelivery(self._console) if self._console is not None
+            else TerminalDelivery(self._out))
+        result = await self._engine.handle(message, delivery)
         if result.outcome == "unknown_tenant":
             self._out.write(f"No tenant {self._tenant!r} is loaded. "
                             "Run `switchboard tenants check`.\n")

@@ -11,7 +11,7 @@ from core.engine.analyze import NAMED_SCHEMAS, Analysis, SchemaProblem
 from core.engine.deps import EngineDeps, EngineSettings
 from core.engine.engine import Engine
 from core.engine.idempotency import KeptResponse
-from core.engine.knowledge_admin import KnowledgeUnavailable, TextDocument
+from core.engine.knowledge_admin import FileDocument, KnowledgeUnavailable, TextDocument
 from core.engine.pipeline import TurnResult
 from core.feedback import Rating
 from core.knowledge.base import SearchFilters
@@ -20,6 +20,7 @@ from core.knowledge.models import DocumentRecord
 from core.tenants.registry import UnknownTenant
 
 __all__ = ["NAMED_SCHEMAS", "Analysis", "Command", "DocumentRecord", "Engine", "EngineDeps",
-           "EngineSettings", "IngestReport", "KeptResponse", "KnowledgeUnavailable",
+           "EngineSettings", "FileDocument", "IngestReport", "KeptResponse",
+           "KnowledgeUnavailable",
            "Rating", "SchemaProblem", "SearchFilters", "TextDocument", "TurnResult",
            "UnknownTenant"]

@@ -29,6 +29,12 @@ NO_KNOWLEDGE_BASE = ("Sorry — I can't reach this workspace's knowledge base ri
 INTERRUPTED = "\n\n_(The answer was cut off by the model provider. Please ask again.)_"
 
 
+def _loading(done: int) -> str:
+    so_far = f" ({done} loaded so far)" if done else ""
+    return (f"I'm still loading this workspace's documents{so_far}, so I can't answer "
+            "from them yet. Please ask again in a few seconds.")
+
+
 def _budget_refusal(tenant_name: str, used: int, budget: int, now: datetime) -> Reply:
     resets = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
     return Reply(
@@ -60,6 +66,9 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
         log.warning("monthly token budget exhausted", extra={"used": result.detail})
         return _budget_refusal(tenant.name, result.budget_used,
                                tenant.llm.monthly_token_budget, datetime.now(UTC))
+    if result.outcome == "knowledge_loading":
+        turn.outcome = "busy"
+        return Reply(_loading(result.documents_loaded), kind="apology", retry_after_s=10)
     if result.outcome == "knowledge_unavailable":
         turn.outcome = "error"
         return Reply(NO_KNOWLEDGE_BASE, kind="apology")

@@ -31,7 +31,7 @@ from observability import metrics
 log = logging.getLogger("switchboard.engine")
 
 GroundedOutcome = Literal["answered", "cached", "budget_exhausted", "knowledge_unavailable",
-                          "llm_unavailable", "interrupted"]
+                          "knowledge_loading", "llm_unavailable", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,8 @@ class GroundedAnswer:
     """Why there is no answer (the budget used, the index or model error), for logs."""
     loaded: bool = False
     budget_used: int = 0
+    documents_loaded: int = 0
+    """While the tenant's first ingestion runs ("knowledge_loading"): documents done."""
     """Tokens used this month, when the budget is exhausted."""
     tools: tuple[ToolUse, ...] = ()
     trace: dict[str, Any] | None = None
@@ -89,6 +91,10 @@ async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str,
         metrics.BUDGET_REFUSED.labels(tenant.id).inc()
         return GroundedAnswer("budget_exhausted", detail=f"{used:,} tokens used", model=model,
                               budget_used=used)
+    loading = deps.knowledge.loading.get(tenant.id) if deps.knowledge is not None else None
+    if loading is not None:
+        return GroundedAnswer("knowledge_loading", detail=f"{loading} documents loaded so far",
+                              model=model, documents_loaded=loading)
     try:
         loaded = await deps.retriever.has_knowledge(tenant)
         passages = await deps.retriever.search(

@@ -26,6 +26,16 @@ class TextDocument:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class FileDocument:
+    """An uploaded file: its name (which decides its format and is its source, so a new
+    upload of the same name replaces the old one), content and declared type."""
+
+    name: str
+    content: bytes
+    content_type: str = ""
+
+
 def _service(deps: EngineDeps) -> KnowledgeService:
     if deps.knowledge is None:
         raise KnowledgeUnavailable("knowledge is not available in this process")
@@ -48,6 +58,16 @@ async def ingest(deps: EngineDeps, tenant: TenantConfig, urls: Sequence[str],
             return inline
         report.outcomes += inline.outcomes
     return report if report is not None else IngestReport()
+
+
+async def ingest_files(deps: EngineDeps, tenant: TenantConfig, files: Sequence[FileDocument],
+                       kb: str, tags: tuple[str, ...]) -> IngestReport:
+    """Uploaded files, each succeeding or failing on its own like a file on disk."""
+    async def stream() -> AsyncIterator[SourceDocument]:
+        for file in files:
+            yield SourceDocument(source=f"inline:{file.name}", content=file.content,
+                                 content_type=file.content_type, title="", tags=tags)
+    return await _service(deps).ingestor.ingest_stream(tenant, stream(), kb=kb)
 
 
 async def remove(deps: EngineDeps, tenant: TenantConfig, doc_id: str) -> bool:

@@ -29,6 +29,7 @@ class SearchAnswer:
 
 REFUSALS = {"budget_exhausted": "monthly token budget exhausted",
             "knowledge_unavailable": "the knowledge base is unreachable",
+            "knowledge_loading": "the knowledge base is still loading its first documents",
             "interrupted": "the model's answer was cut off"}
 
 

@@ -14,7 +14,7 @@ from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.catalog import DocumentCatalog
 from core.knowledge.embedders import EmbedderRegistry
 from core.knowledge.index import QdrantIndex
-from core.knowledge.ingest import Ingestor, IngestReport, Progress
+from core.knowledge.ingest import Ingestor, IngestOutcome, IngestReport, Progress
 from core.knowledge.models import DocumentRecord
 from core.knowledge.retriever import KnowledgeRetriever, Reranker
 from core.tenants.models import TenantConfig
@@ -33,6 +33,10 @@ class KnowledgeService:
         self.root = root
         self.retriever = KnowledgeRetriever(index, catalog, embedders.for_tenant, reranker)
         self.ingestor = Ingestor(index, catalog, embedders.for_tenant, self._changed)
+        self.loading: dict[str, int] = {}
+        """Tenants whose first ingestion runs now, with the documents done so far: until
+        it ends, an answer says the documents are still loading and ``/readyz`` is not
+        ready."""
 
     async def _changed(self, tenant_id: str) -> None:
         self.retriever.forget_loaded(tenant_id)
@@ -50,8 +54,22 @@ class KnowledgeService:
             return None
         if only_if_empty and await self.catalog.count(tenant.id) > 0:
             return None
-        report = await self.ingestor.ingest(tenant, sources, self.root, sync=True,
-                                            progress=progress)
+        first = only_if_empty
+        if first:
+            self.loading[tenant.id] = 0
+
+        def counted(outcome: IngestOutcome) -> None:
+            if first:
+                self.loading[tenant.id] = self.loading.get(tenant.id, 0) + 1
+            if progress is not None:
+                progress(outcome)
+
+        try:
+            report = await self.ingestor.ingest(tenant, sources, self.root, sync=True,
+                                                progress=counted)
+        finally:
+            if first:
+                self.loading.pop(tenant.id, None)
         log.info("ingested configured sources: %s", report.summary(),
                  extra={"tenant": tenant.id})
         return report
