@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.terminal.channel import TerminalChannel
+from adapters.terminal.remote import RemoteEngine
+from bots import local_control
 from bots.bootstrap import open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery
@@ -21,6 +23,12 @@ async def _stored_only(address: Mapping[str, Any]) -> Delivery | None:
 
 async def run_chat(settings: Settings, tenant: str, message: str | None, thread: str,
                    user: str) -> int:
+    """On the embedded defaults, a running ``serve`` holds the stores: the conversation
+    goes through it (``adapters/terminal/remote.py``). Otherwise this process opens them."""
+    control = None if settings.qdrant_url else local_control.running(settings.data_dir)
+    if control is not None:
+        return await _converse(TerminalChannel(RemoteEngine(control.url, control.token),
+                                               tenant, user=user, thread=thread), message)
     async with open_services(settings, initial_ingest="wait", journal="chat") as services:
         recovery = Recovery(services.engine, _stored_only)
         await recovery.replay(services.orphans)
@@ -35,9 +43,14 @@ async def run_chat(settings: Settings, tenant: str, message: str | None, thread:
         except KnowledgeIndexError as exc:
             print(f"Note: answers from documents are unavailable in this process: {exc}. "
                   "Commands still work.", file=sys.stderr)
-        channel = TerminalChannel(services.engine, tenant, user=user, thread=thread)
-        if message is not None:
-            outcome = await channel.send(message)
-            return 0 if outcome in ("answered", "command") else 1
-        await channel.interactive()
+        return await _converse(TerminalChannel(services.engine, tenant, user=user,
+                                               thread=thread), message)
+
+
+async def _converse(channel: TerminalChannel, message: str | None) -> int:
+    if message is not None:
+        outcome = await channel.send(message)
+        return 0 if outcome in ("answered", "command") else 2 \
+            if outcome == "unknown_tenant" else 1
+    await channel.interactive()
     return 0

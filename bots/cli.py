@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=os.environ.get("PORT") or "8000",
                        help="TCP port (default: $PORT or 8000)")
+    serve.add_argument("--no-scheduler", action="store_true",
+                       help="on the embedded defaults serve also runs the scheduler's "
+                            "jobs; this turns them off")
+    serve.add_argument("--no-discord", action="store_true",
+                       help="on the embedded defaults serve also runs the Discord gateway "
+                            "when a bot token is set; this turns it off")
     serve.add_argument("--workers", type=int, default=1,
                        help="web processes sharing the port (needs REDIS_URL, MONGODB_URI "
                             "and QDRANT_URL)")
@@ -90,13 +96,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _serve_does_it(settings: Settings, command: str) -> bool:
+    """On the embedded defaults a running ``serve`` already does this process's work
+    (and holds the local index it would need); say so instead of starting a second."""
+    from bots import local_control
+    control = None if settings.qdrant_url else local_control.running(settings.data_dir)
+    if control is None:
+        return False
+    work = "the scheduler's jobs" if command == "scheduler" else "the Discord gateway"
+    print(f"switchboard {command}: the running serve ({control.url}) holds the local stores "
+          f"and runs {work} itself (unless started with --no-{command}). To run "
+          f"{command} as a process of its own, set QDRANT_URL, MONGODB_URI and REDIS_URL "
+          "to shared servers (docs/operations.md).", file=sys.stderr)
+    return True
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         if args.workers > 1:
             from bots.workers import run_workers
             return run_workers(settings, args.host, args.port, args.workers)
         from bots.serve import run_serve
-        return run_serve(settings, args.host, args.port)
+        return run_serve(settings, args.host, args.port,
+                         scheduler=not args.no_scheduler, discord=not args.no_discord)
     if args.command == "chat":
         from bots.chat import run_chat
         return asyncio.run(run_chat(settings, args.tenant, args.message, args.thread,
@@ -119,6 +141,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "eval":
         from bots.eval_cli import run_eval
         return asyncio.run(run_eval(args.dataset, args.json_out))
+    if args.command in ("scheduler", "discord") and _serve_does_it(settings, args.command):
+        return 2
     if args.command == "scheduler":
         from bots.scheduler import run_scheduler
         return asyncio.run(run_scheduler(settings))

@@ -26,7 +26,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord.bot import DiscordAdapter
-from bots.bootstrap import open_services
+from bots.bootstrap import Services, open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery, Redeliver
 from core.turns.chain import Delivery
@@ -37,7 +37,7 @@ SHARD_FROM = 1000
 
 
 
-def _redeliver(adapters: list[DiscordAdapter]) -> Redeliver:
+def redeliver_discord(adapters: list[DiscordAdapter]) -> Redeliver:
     """Journaled Discord turns go back out through the bot that took them."""
     by_key = {adapter.bot_key: adapter for adapter in adapters}
 
@@ -93,38 +93,50 @@ class Shards:
             f"discord-{'-'.join(map(str, self.ids))}-of-{self.count}"
 
 
+def discord_bots(services: Services, shards: Shards = Shards()
+                 ) -> list[tuple[DiscordAdapter, str]]:
+    """A client on the shared token (if set) and one per tenant that names its own;
+    a tenant whose variable is unset is logged and skipped."""
+    bots: list[tuple[DiscordAdapter, str]] = []
+    shared = os.environ.get("DISCORD_BOT_TOKEN", "")
+    if shared:
+        guilds = sum(len(services.tenants.get(t).discord.guild_ids)
+                     for t in services.tenants.tenant_ids())
+        sharded = os.environ.get("DISCORD_SHARDED", "") == "1" or guilds >= SHARD_FROM \
+            or bool(shards.count)
+        bots.append((DiscordAdapter(services.engine, sharded=sharded,
+                                    shard_ids=shards.ids, shard_count=shards.count), shared))
+    for tenant_id in services.tenants.tenant_ids():
+        env = services.tenants.get(tenant_id).discord.bot_token_env
+        if not env:
+            continue
+        token = os.environ.get(env, "")
+        if not token:
+            log.error("tenant %s names %s for its Discord bot token, but it is unset",
+                      tenant_id, env, extra={"tenant": tenant_id, "channel": "discord"})
+            continue
+        bots.append((DiscordAdapter(services.engine, only_tenant=tenant_id), token))
+    return bots
+
+
+def discord_configured(services: Services) -> bool:
+    """Whether there is a Discord bot to run: the shared token, or a tenant naming one."""
+    return bool(os.environ.get("DISCORD_BOT_TOKEN")) or any(
+        services.tenants.get(t).discord.bot_token_env for t in services.tenants.tenant_ids())
+
+
 async def run_discord(settings: Settings, shards: Shards = Shards()) -> int:
     point_at(settings)
     serve_metrics()
     async with open_services(settings, watch_tenants=True,
                              journal=shards.journal) as services:
-        bots: list[tuple[DiscordAdapter, str]] = []
-        shared = os.environ.get("DISCORD_BOT_TOKEN", "")
-        if shared:
-            guilds = sum(len(services.tenants.get(t).discord.guild_ids)
-                         for t in services.tenants.tenant_ids())
-            sharded = os.environ.get("DISCORD_SHARDED", "") == "1" or guilds >= SHARD_FROM \
-                or bool(shards.count)
-            bots.append((DiscordAdapter(services.engine, sharded=sharded,
-                                        shard_ids=shards.ids, shard_count=shards.count),
-                         shared))
-        for tenant_id in services.tenants.tenant_ids():
-            env = services.tenants.get(tenant_id).discord.bot_token_env
-            if not env:
-                continue
-            token = os.environ.get(env, "")
-            if not token:
-                log.error("tenant %s names %s for its Discord bot token, but it is unset",
-                          tenant_id, env, extra={"tenant": tenant_id, "channel": "discord"})
-                continue
-            bots.append((DiscordAdapter(services.engine,
-                                        only_tenant=tenant_id), token))
+        bots = discord_bots(services, shards)
         if not bots:
             print("switchboard discord: no bot token. Set DISCORD_BOT_TOKEN, or name a "
                   "variable in a tenant's [discord] bot_token_env (see docs/discord.md).",
                   file=sys.stderr)
             return 2
-        recover = Recovery(services.engine, _redeliver([adapter for adapter, _ in bots]))
+        recover = Recovery(services.engine, redeliver_discord([adapter for adapter, _ in bots]))
         recovery = asyncio.create_task(recover.run(services.orphans))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -67,18 +67,25 @@ def sync_ingest_jobs(scheduler: AsyncIOScheduler, tenants: TenantRegistry,
     return set(wanted)
 
 
+def start_scheduler(services: Services) -> AsyncIOScheduler:
+    """The jobs on ``services``, running on this event loop (the ``scheduler`` process,
+    or ``serve`` on the embedded defaults, where only it may write the local index)."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(purge_expired_messages, "interval", minutes=15, args=[services],
+                      id="retention", next_run_time=datetime.now(UTC),
+                      max_instances=1, coalesce=True)
+    job = functools.partial(reingest, services)
+    sync_ingest_jobs(scheduler, services.tenants, job)
+    scheduler.add_job(sync_ingest_jobs, "interval", seconds=30,
+                      args=[scheduler, services.tenants, job], id="sync-schedules")
+    scheduler.start()
+    log.info("scheduler running: %s", ", ".join(j.id for j in scheduler.get_jobs()))
+    return scheduler
+
+
 async def run_scheduler(settings: Settings) -> int:
     async with open_services(settings, watch_tenants=True) as services:
-        scheduler = AsyncIOScheduler(timezone="UTC")
-        scheduler.add_job(purge_expired_messages, "interval", minutes=15, args=[services],
-                          id="retention", next_run_time=datetime.now(UTC),
-                          max_instances=1, coalesce=True)
-        job = functools.partial(reingest, services)
-        sync_ingest_jobs(scheduler, services.tenants, job)
-        scheduler.add_job(sync_ingest_jobs, "interval", seconds=30,
-                          args=[scheduler, services.tenants, job], id="sync-schedules")
-        scheduler.start()
-        log.info("scheduler running: %s", ", ".join(j.id for j in scheduler.get_jobs()))
+        scheduler = start_scheduler(services)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -14,6 +14,7 @@ import socket
 
 from aiohttp import web
 
+from bots.local_control import local_url
 from bots.settings import Settings
 from bots.web import build_app
 
@@ -53,15 +54,25 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def run_serve(settings: Settings, host: str, port: int) -> int:
+def run_serve(settings: Settings, host: str, port: int, *, scheduler: bool = True,
+              discord: bool = True) -> int:
+    """On the embedded defaults (no ``QDRANT_URL``) one process does everything: it also
+    runs the scheduler's jobs and the Discord gateway (when a token is set), since only
+    it may write the local index. With shared servers those are processes of their own
+    (``switchboard scheduler``, ``switchboard discord``)."""
     # A worker of ``serve --workers N`` shares the port with its siblings.
     reuse = os.environ.get("SWITCHBOARD_REUSE_PORT") == "1"
+    alone = not reuse and not settings.qdrant_url
+    in_process = frozenset(name for name, wanted in (("scheduler", scheduler),
+                                                     ("discord", discord))
+                           if wanted and alone)
     try:
         sock = bind(host, port, reuse_port=reuse)
     except PortUnavailable as exc:
         print(f"switchboard serve: {exc}", flush=True)
         return 2
-    app = build_app(settings)
+    app = build_app(settings, local="" if reuse else local_url(host, port),
+                    in_process=in_process)
 
     def ready(_: str) -> None:
         log.info("serving on http://%s:%d", host, port)

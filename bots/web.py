@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from adapters.admin_api.routes import AdminApi
+from adapters.discord.bot import DiscordAdapter
 from adapters.http_input import (
     MAX_BODY_BYTES,
     bearer_token,
@@ -32,11 +33,15 @@ from adapters.slack.installations import MongoInstallationStore
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
 from adapters.slack.routes import mount as mount_slack
 from adapters.slack.token_cipher import CipherKeyError, TokenCipher
+from adapters.terminal.remote import LocalInterface
 from adapters.widget.identity import TokenSigner, load_key
 from adapters.widget.routes import demo_page
 from adapters.widget.routes import mount as mount_widget
 from adapters.widget.server import WidgetAdapter
+from bots import local_control
 from bots.bootstrap import Services, open_services
+from bots.discord_main import discord_bots, discord_configured, point_at, redeliver_discord
+from bots.scheduler import start_scheduler
 from bots.settings import Settings
 from core.intake.recovery import Recovery, Redeliver
 from core.state.redis_streams import RedisStreams
@@ -154,8 +159,10 @@ async def _slack(services: Services, settings: Settings
     return adapter, flow
 
 
-def _redeliver(slack: SlackAdapter | None, widget: WidgetAdapter) -> Redeliver:
+def _redeliver(slack: SlackAdapter | None, widget: WidgetAdapter,
+               discord: list[DiscordAdapter]) -> Redeliver:
     """Rebuild the reply sink of a journaled turn from its address, by channel."""
+    to_discord = redeliver_discord(discord)
 
     async def redeliver(address: Mapping[str, Any]) -> Delivery | None:
         kind = address.get("kind")
@@ -163,14 +170,48 @@ def _redeliver(slack: SlackAdapter | None, widget: WidgetAdapter) -> Redeliver:
             return await slack.redelivery(dict(address))
         if kind == "widget":
             return widget.redelivery(dict(address))
+        if kind == "discord-channel":
+            return await to_discord(address)
         return None
 
     return redeliver
 
 
-def build_app(settings: Settings) -> web.Application:
+@contextlib.asynccontextmanager
+async def _in_process(services: Services, settings: Settings, which: frozenset[str]
+                      ) -> AsyncIterator[list[DiscordAdapter]]:
+    """The scheduler's jobs and the Discord gateway, in this process, for as long as it
+    serves (``serve`` on the embedded defaults: the local index has one writer)."""
+    scheduler = start_scheduler(services) if "scheduler" in which else None
+    runs: list[asyncio.Task[None]] = []
+    bots: list[DiscordAdapter] = []
+    if "discord" in which and discord_configured(services):
+        point_at(settings)
+        for adapter, token in discord_bots(services):
+            bots.append(adapter)
+            runs.append(asyncio.create_task(adapter.client.start(token)))
+        log.info("Discord gateway running in this process (%d bots)", len(bots))
+    try:
+        yield bots
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        for adapter in bots:
+            await adapter.client.close()
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+
+def build_app(settings: Settings, local: str = "",
+              in_process: frozenset[str] = frozenset()) -> web.Application:
+    """The web process. ``local``: the loopback URL at which this process offers the
+    terminal's commands (``serve.json``); "" when it should not (a worker of several).
+    ``in_process``: the other processes' work this one also does ("scheduler",
+    "discord"), for one process on the embedded defaults."""
     install_log_filter()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[input_errors])
+    control: list[local_control.Control] = []
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         worker = os.environ.get("SWITCHBOARD_WORKER", "")
@@ -183,17 +224,27 @@ def build_app(settings: Settings) -> web.Application:
             streams: ConversationStreams = RedisStreams(settings.redis_url) \
                 if settings.redis_url else MemoryStreams()
             widget[0] = WidgetAdapter(services.engine, signer, streams)
-            recovery = asyncio.create_task(
-                Recovery(services.engine, _redeliver(slack[0], widget[0])).run(services.orphans))
-            yield
-            recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recovery
+            async with _in_process(services, settings, in_process) as discord:
+                recovery = asyncio.create_task(Recovery(
+                    services.engine, _redeliver(slack[0], widget[0], discord)
+                ).run(services.orphans))
+                if local:
+                    control.append(await asyncio.to_thread(local_control.write,
+                                                           settings.data_dir, local))
+                yield
+                if control:
+                    await asyncio.to_thread(local_control.remove, settings.data_dir,
+                                            control[0])
+                recovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovery
             await widget[0].close()
             await streams.close()
 
     app.cleanup_ctx.append(services_ctx)
     AdminApi(lambda: app[SERVICES].engine).register(app)
+    LocalInterface(lambda: app[SERVICES].engine,
+                   lambda: control[0].token if control else "").register(app)
     slack: list[SlackAdapter | None] = [None]
     oauth: list[SlackOAuth | None] = [None]
     mount_slack(app, lambda: slack[0], lambda: oauth[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -22,6 +22,7 @@ from rich.text import Text
 from core.engine import Engine
 from core.messages import Author, Binding, InboundMessage
 from core.replies import Reply
+from core.turns.chain import Delivery
 from core.turns.events import (
     NOTHING,
     FinalReply,
@@ -123,30 +124,55 @@ class RichDelivery:
         self._streamed = ""
 
 
-class TerminalChannel:
-    def __init__(self, engine: Engine, tenant: str, *, user: str = OPERATOR,
-                 thread: str = "terminal", out: TextIO = sys.stdout) -> None:
+def terminal_message(tenant: str, thread: str, user: str, text: str, message_id: str
+                     ) -> InboundMessage:
+    """A line typed at the terminal as the engine's inbound message. The operator (the
+    default user) has the operator role; any other ``--user`` is an ordinary user."""
+    roles = frozenset({"operator"}) if user == OPERATOR else frozenset()
+    return InboundMessage(
+        binding=Binding("terminal", tenant), tenant_id=tenant, thread=thread,
+        author=Author(user, display_name=user, roles=roles), text=text,
+        platform_message_id=message_id)
+
+
+class TurnRunner(Protocol):
+    """Runs a terminal turn: the engine in this process, or a running ``serve``'s local
+    interface (``remote.py``)."""
+
+    async def handle(self, tenant: str, thread: str, user: str, text: str, message_id: str,
+                     delivery: Delivery) -> str: ...
+
+
+class LocalRunner:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    async def handle(self, tenant: str, thread: str, user: str, text: str, message_id: str,
+                     delivery: Delivery) -> str:
+        message = terminal_message(tenant, thread, user, text, message_id)
+        return (await self._engine.handle(message, delivery)).outcome
+
+
+class TerminalChannel:
+    def __init__(self, engine: Engine | TurnRunner, tenant: str, *, user: str = OPERATOR,
+                 thread: str = "terminal", out: TextIO = sys.stdout) -> None:
+        self._runner = LocalRunner(engine) if isinstance(engine, Engine) else engine
         self._tenant = tenant
-        roles = frozenset({"operator"}) if user == OPERATOR else frozenset()
-        self._author = Author(user, display_name=user, roles=roles)
+        self._user = user
         self._thread = thread
         self._out = out
         self._console = Console(file=out) if out.isatty() else None
 
     async def send(self, text: str) -> str:
-        message = InboundMessage(
-            binding=Binding("terminal", self._tenant), tenant_id=self._tenant,
-            thread=self._thread,
-            author=self._author, text=text, platform_message_id=uuid.uuid4().hex)
         delivery: TerminalDelivery | RichDelivery = (
             RichDelivery(self._console) if self._console is not None
             else TerminalDelivery(self._out))
-        result = await self._engine.handle(message, delivery)
-        if result.outcome == "unknown_tenant":
+        outcome = await self._runner.handle(self._tenant, self._thread, self._user, text,
+                                            uuid.uuid4().hex, delivery)
+        if outcome == "unknown_tenant":
             self._out.write(f"No tenant {self._tenant!r} is loaded. "
                             "Run `switchboard tenants check`.\n")
-        return result.outcome
+        return outcome
 
     async def interactive(self) -> None:
         self._out.write(f"Chatting with tenant {self._tenant!r} in thread {self._thread!r}. "

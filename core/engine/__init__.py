@@ -15,12 +15,12 @@ from core.engine.knowledge_admin import FileDocument, KnowledgeUnavailable, Text
 from core.engine.pipeline import TurnResult
 from core.feedback import Rating
 from core.knowledge.base import SearchFilters
-from core.knowledge.ingest import IngestReport
+from core.knowledge.ingest import IngestOutcome, IngestReport
 from core.knowledge.models import DocumentRecord
 from core.tenants.registry import UnknownTenant
 
 __all__ = ["NAMED_SCHEMAS", "Analysis", "Command", "DocumentRecord", "Engine", "EngineDeps",
-           "EngineSettings", "FileDocument", "IngestReport", "KeptResponse",
+           "EngineSettings", "FileDocument", "IngestOutcome", "IngestReport", "KeptResponse",
            "KnowledgeUnavailable",
            "Rating", "SchemaProblem", "SearchFilters", "TextDocument", "TurnResult",
            "UnknownTenant"]

@@ -34,7 +34,7 @@ from core.engine.pipeline import PIPELINE, SORRY, TurnResult, persist_turn
 from core.engine.search import SearchAnswer, search_and_answer
 from core.feedback import FeedbackRecord, Rating
 from core.knowledge.base import SearchFilters
-from core.knowledge.ingest import IngestReport
+from core.knowledge.ingest import IngestReport, Progress
 from core.knowledge.models import DocumentRecord
 from core.messages import Binding, Channel, InboundMessage
 from core.replies import Reply
@@ -135,6 +135,14 @@ class Engine:
                      tags: tuple[str, ...] = ()) -> IngestReport:
         """Add (or replace) documents from URLs and text; raises ``KnowledgeUnavailable``."""
         return await knowledge_admin.ingest(self.deps, tenant, urls, texts, kb, tags)
+
+    async def ingest_sources(self, tenant: TenantConfig, sources: Sequence[str], *,
+                             kb: str = "default", reindex: bool = False,
+                             progress: Progress | None = None) -> IngestReport:
+        """Ingest files, folders and URLs as the CLI names them (the terminal's
+        ``switchboard ingest`` beside a running ``serve``); raises ``KnowledgeUnavailable``."""
+        return await knowledge_admin.ingest_sources(self.deps, tenant, sources, kb, reindex,
+                                                    progress)
 
     async def ingest_files(self, tenant: TenantConfig, files: Sequence[FileDocument],
                            kb: str = "default", tags: tuple[str, ...] = ()) -> IngestReport:

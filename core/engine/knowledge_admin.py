@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from core.engine.deps import EngineDeps
-from core.knowledge.ingest import IngestReport
+from core.knowledge.ingest import IngestReport, Progress
 from core.knowledge.models import DocumentRecord, SourceDocument
 from core.knowledge.service import KnowledgeService
 from core.tenants.models import TenantConfig
@@ -58,6 +58,18 @@ async def ingest(deps: EngineDeps, tenant: TenantConfig, urls: Sequence[str],
             return inline
         report.outcomes += inline.outcomes
     return report if report is not None else IngestReport()
+
+
+async def ingest_sources(deps: EngineDeps, tenant: TenantConfig, sources: Sequence[str],
+                         kb: str, reindex: bool, progress: Progress | None) -> IngestReport:
+    """Files, folders, URL lists and URLs as ``switchboard ingest`` names them (paths
+    absolute, or relative to the knowledge root); ``reindex`` rebuilds the base."""
+    service = _service(deps)
+    if reindex:
+        return await service.ingestor.reindex(tenant, list(sources), service.root, kb=kb,
+                                              progress=progress)
+    return await service.ingestor.ingest(tenant, list(sources), service.root, kb=kb,
+                                         progress=progress)
 
 
 async def ingest_files(deps: EngineDeps, tenant: TenantConfig, files: Sequence[FileDocument],

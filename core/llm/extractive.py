@@ -196,10 +196,11 @@ def choose(scored: list[tuple[float, Candidate]]) -> list[Candidate]:
     if not ranked:
         return []
     best = ranked[0][0]
-    chosen = [c for s, c in ranked[:MAX_SENTENCES]
-              if s >= 0.55 * best][:MAX_SENTENCES]
+    chosen = [c for s, c in ranked[:MAX_SENTENCES] if s >= 0.55 * best]
     if len(chosen) < MIN_SENTENCES:
-        chosen = [c for _, c in ranked[:MIN_SENTENCES]]
+        # A second sentence only when it is about the question too: one good sentence
+        # reads better than one padded with an unrelated one.
+        chosen = [c for s, c in ranked[:MIN_SENTENCES] if s >= 0.45 * best]
     return sorted(chosen, key=lambda c: (c.passage, c.position))
 
 
