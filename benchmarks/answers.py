@@ -60,7 +60,7 @@ def terms(text: str) -> set[str]:
 def body(text: str) -> str:
     """The answer without its footer lines in italics (the offline answerer's note)."""
     return "\n".join(line for line in text.splitlines()
-                     if not (line.startswith("_") and line.endswith("_")))
+                     if not (line[:1] in "_*" and line[-1:] in "_*"))
 
 
 def clean(text: str) -> bool:

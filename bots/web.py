@@ -33,6 +33,8 @@ from adapters.slack.installations import MongoInstallationStore
 from adapters.slack.oauth import OAuthSettings, SlackOAuth
 from adapters.slack.routes import mount as mount_slack
 from adapters.slack.token_cipher import CipherKeyError, TokenCipher
+from adapters.source_page import SourceLinks
+from adapters.source_page import mount as mount_sources
 from adapters.terminal.remote import LocalInterface
 from adapters.widget.identity import TokenSigner, load_key
 from adapters.widget.routes import demo_page
@@ -127,7 +129,12 @@ async def index(request: web.Request) -> web.Response:
     key = ""
     with contextlib.suppress(UnknownTenant):
         key = services.tenants.get(DEMO_TENANT).widget.public_key
-    return web.Response(text=demo_page(key), content_type="text/html")
+    return web.Response(text=demo_page(key, f"{request.scheme}://{request.host}"),
+                        content_type="text/html")
+
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)  # no icon, and no 404 in the browser's console
 
 
 async def _slack(services: Services, settings: Settings
@@ -219,11 +226,13 @@ def build_app(settings: Settings, local: str = "",
                                  journal=f"web-{worker}" if worker else "web") as services:
             app[SERVICES] = services
             slack[0], oauth[0] = await _slack(services, settings)
-            signer = TokenSigner(await asyncio.to_thread(
-                load_key, os.environ.get("SWITCHBOARD_WIDGET_KEY", ""), settings.data_dir))
+            key = await asyncio.to_thread(
+                load_key, os.environ.get("SWITCHBOARD_WIDGET_KEY", ""), settings.data_dir)
+            signer = TokenSigner(key)
+            links[0] = SourceLinks(key)
             streams: ConversationStreams = RedisStreams(settings.redis_url) \
                 if settings.redis_url else MemoryStreams()
-            widget[0] = WidgetAdapter(services.engine, signer, streams)
+            widget[0] = WidgetAdapter(services.engine, signer, streams, links[0])
             async with _in_process(services, settings, in_process) as discord:
                 recovery = asyncio.create_task(Recovery(
                     services.engine, _redeliver(slack[0], widget[0], discord)
@@ -243,6 +252,8 @@ def build_app(settings: Settings, local: str = "",
 
     app.cleanup_ctx.append(services_ctx)
     AdminApi(lambda: app[SERVICES].engine).register(app)
+    links: list[SourceLinks | None] = [None]
+    mount_sources(app, lambda: app[SERVICES].engine, lambda: links[0])
     LocalInterface(lambda: app[SERVICES].engine,
                    lambda: control[0].token if control else "").register(app)
     slack: list[SlackAdapter | None] = [None]
@@ -252,6 +263,7 @@ def build_app(settings: Settings, local: str = "",
     widget.append(None)  # type: ignore[arg-type]  # set once services are up
     mount_widget(app, lambda: widget[0])
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -128,6 +128,9 @@ def test_serve_answers_health_readiness_metrics(
     assert "nx-27017" in ready["checks"]["mongodb"]["backend"]
     status, page = get(f"{base}/")
     assert status == 200 and "Switchboard is running" in page and "demo" in page
+    assert f'src="{base}/widget.js" data-key="pk_demo_public"' in page.replace("&quot;", '"')
+    assert "How do rate limits work?" in page and "/api/v1/openapi.json" in page
+    assert get(f"{base}/favicon.ico")[0] == 204
     status, metrics = get(f"{base}/metrics")
     assert status == 200 and "switchboard_messages_total" in metrics
     assert (data_dir / "mongo" / "server.json").exists()

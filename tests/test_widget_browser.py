@@ -145,6 +145,11 @@ async def test_ask_see_sources_rate_reload_and_run_a_command(served: str, page: 
     restored = page.locator(".msg.user")
     await expect(restored.first).to_have_text("How many days do I have to return an item?")
     await expect(page.locator(".msg.bot .sources a").first).to_be_visible()
+    # The answer from before the reload keeps its feedback buttons and suggestions.
+    earlier = page.locator(".msg.bot:not(.greeting)").first
+    await expect(earlier.locator('.thumb[data-rating="down"]')).to_be_visible()
+    if await earlier.locator(".chips .chip").count() == 0:
+        raise AssertionError("the restored answer lost its follow-up suggestions")
 
     await ask(page, "/help")
     await expect(page.locator(".msg.bot").last).to_contain_text("/forget", timeout=10000)

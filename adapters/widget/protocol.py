@@ -69,6 +69,9 @@ class CitationFrame(TypedDict):
     url: str
     source: str
     snippet: str
+    page: str
+    """For a source with no web address: the path of its source page on this server
+    (``/sources/v1/…``, signed), which the widget opens under its own origin."""
 
 
 class ToolFrame(TypedDict):

@@ -228,22 +228,43 @@ async def _serve_socket(widget: WidgetAdapter, tenant: TenantConfig,
 SNIPPET = '<script src="https://HOST/widget.js" data-key="YOUR_PUBLIC_KEY" async></script>'
 
 
-def demo_page(public_key: str) -> str:
-    """``GET /``: the demo tenant's widget on a page that says what it is. It names no
-    tenants and no paths: anyone can load it."""
+DEMO_QUESTIONS = ("What is Switchboard?", "How do rate limits work?",
+                  "How do I add documents to the knowledge base?",
+                  "Which channels does Switchboard support?")
+"""Suggested on the demo page; also in the golden set (benchmarks/golden/answers.toml)."""
+
+
+def demo_page(public_key: str, origin: str = "") -> str:
+    """``GET /``: what Switchboard is, the demo tenant's widget to try with questions
+    that work offline, and the tag to embed it elsewhere (with this server's address and
+    the demo key filled in). It names no tenants and no paths: anyone can load it."""
     embed = (f'<script src="/widget.js" data-key="{html.escape(public_key)}" async></script>'
              if public_key else "<p><strong>The demo tenant has no widget key.</strong></p>")
+    snippet = SNIPPET.replace("https://HOST", origin or "https://HOST").replace(
+        "YOUR_PUBLIC_KEY", public_key or "YOUR_PUBLIC_KEY")
+    questions = "".join(f"<li>{html.escape(q)}</li>" for q in DEMO_QUESTIONS)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Switchboard</title><meta name="viewport" content="width=device-width,initial-scale=1">
-</head><body style="font-family:system-ui;max-width:40rem;margin:3rem auto;padding:0 1rem;
-line-height:1.5">
+<link rel="icon" href="data:,"></head>
+<body style="font-family:system-ui;max-width:42rem;margin:3rem auto;padding:0 1rem;
+line-height:1.55;color:#1f2937">
 <h1>Switchboard is running</h1>
-<p>The chat button in the corner is the web widget of the demo tenant. Ask it about
-Switchboard: it answers from the project's own documentation, with sources. Type
-<code>/help</code> for its commands.</p>
-<p>Add the widget to any site with one tag:</p>
-<pre style="background:#f4f4f5;padding:.75rem;overflow:auto">{html.escape(SNIPPET)}</pre>
-<p><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> ·
-<a href="/api/v1/openapi.json">admin API</a></p>
+<p>One conversation engine behind Slack, Discord and a chat widget on your website, for
+many customers at once. Each of them connects a workspace, a server and a site, loads
+documents, and gets an assistant that answers in threads with sources you can open,
+runs slash commands, and obeys admin commands typed in the channel.</p>
+<h2 style="font-size:1.15rem">Try it</h2>
+<p>The chat button in the corner is the demo tenant's widget. It answers from this
+project's own documentation, with sources; without a language model configured it
+quotes the documents. Questions to try:</p>
+<ul>{questions}</ul>
+<p>Type <code>/help</code> for its commands.</p>
+<h2 style="font-size:1.15rem">Put it on a site</h2>
+<pre style="background:#f4f4f5;padding:.75rem;overflow:auto">{html.escape(snippet)}</pre>
+<p>The page's origin must be in the tenant's <code>[widget] allowed_origins</code>.
+Documentation: <code>docs/</code> in the repository (widget, Slack, Discord,
+configuration, operations).</p>
+<p><a href="/api/v1/openapi.json">Admin API (OpenAPI)</a> · <a href="/healthz">/healthz</a> ·
+<a href="/readyz">/readyz</a></p>
 {embed}
 </body></html>"""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from adapters.source_page import SourceLinks
 from adapters.widget.identity import Identity, IdentityError, TokenSigner, verify_user
 from adapters.widget.protocol import (
     CitationFrame,
@@ -82,13 +84,19 @@ class StreamDelivery:
     """Delivers one turn's events into the conversation stream, as typed frames."""
 
     def __init__(self, streams: ConversationStreams, client_id: str, tenant: str,
-                 subject: str) -> None:
+                 subject: str, links: SourceLinks | None = None) -> None:
         self._streams = streams
+        self._links = links
         self._client_id = client_id
         self._tenant, self._subject = tenant, subject
         self._labels: dict[str, str] = {}
         self.address: dict[str, object] = {"kind": "widget", "tenant": tenant,
                                            "subject": subject, "client_id": client_id}
+
+    def _page_of(self, url: str, chunk_id: str) -> str:
+        if url or not chunk_id or self._links is None:
+            return ""
+        return self._links.path(self._tenant, chunk_id)
 
     async def _publish(self, frame: ServerFrame) -> None:
         """A stream that cannot take the event (Redis down) costs the live view only:
@@ -120,16 +128,20 @@ class StreamDelivery:
                                         tool=tool, label=self._labels.get(call_id, tool),
                                         status=outcome, summary=summary))
             case FinalReply(reply=reply) | TurnFailed(reply=reply):
-                await self._publish(reply_frame(cid, reply))
+                await self._publish(reply_frame(cid, reply, self._page_of))
         return NOTHING
 
 
-def reply_frame(client_id: str, reply: Reply) -> ReplyFrame:
+def reply_frame(client_id: str, reply: Reply,
+                page_of: Callable[[str, str], str] | None = None) -> ReplyFrame:
+    """``page_of(url, chunk_id)``: the source page of a citation without a web address."""
     return ReplyFrame(
         type="reply", client_id=client_id, turn_id=reply.turn_id, kind=reply.kind,
         text=reply.text, ephemeral=reply.ephemeral, retry_after_s=reply.retry_after_s,
         citations=[CitationFrame(number=c.number, title=c.title, url=c.url, source=c.source,
-                                 snippet=c.snippet) for c in reply.citations],
+                                 snippet=c.snippet,
+                                 page=page_of(c.url, c.chunk_id) if page_of else "")
+                   for c in reply.citations],
         follow_ups=list(reply.follow_ups),
         tools=[{"tool": t.tool, "outcome": t.outcome, "summary": t.summary}
                for t in reply.tools],
@@ -138,9 +150,11 @@ def reply_frame(client_id: str, reply: Reply) -> ReplyFrame:
 
 class WidgetAdapter:
     def __init__(self, engine: Engine, signer: TokenSigner,
-                 streams: ConversationStreams | None = None) -> None:
+                 streams: ConversationStreams | None = None,
+                 links: SourceLinks | None = None) -> None:
         self._engine = engine
         self._signer = signer
+        self._links = links
         self.streams: ConversationStreams = streams or MemoryStreams()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -236,10 +250,18 @@ class WidgetAdapter:
             for m in messages:
                 history.append({"role": m.role, "text": m.text, "turn_id": m.turn_id,
                                 "client_id": asked.get(m.turn_id, ""),
-                                "citations": list(m.citations)})
+                                "citations": [self._with_page(tenant.id, c)
+                                              for c in m.citations], "kind": m.kind,
+                                "follow_ups": list(m.follow_ups)})
         return {"type": "welcome", "token": self._signer.issue(identity),
                 "identified": identity.identified, "seq": seq, "history": history,
                 "config": widget_config(tenant)}
+
+    def _with_page(self, tenant: str, citation: dict[str, str]) -> dict[str, str]:
+        chunk_id = citation.get("chunk_id", "")
+        if citation.get("url") or not chunk_id or self._links is None:
+            return dict(citation)
+        return {**citation, "page": self._links.path(tenant, chunk_id)}
 
     # -- what visitors send ------------------------------------------------------------
 
@@ -287,7 +309,7 @@ class WidgetAdapter:
     async def _run(self, message: InboundMessage, client_id: str, tenant_id: str) -> None:
         """The turn runs apart from any connection: a dropped socket does not stop it."""
         subject = message.thread
-        delivery = StreamDelivery(self.streams, client_id, tenant_id, subject)
+        delivery = StreamDelivery(self.streams, client_id, tenant_id, subject, self._links)
         try:
             await self._engine.handle(message, delivery)
         except Exception:
@@ -304,7 +326,7 @@ class WidgetAdapter:
         visitor who reconnects is told to reload and sees the stored answer."""
         tenant, subject = str(address.get("tenant", "")), str(address.get("subject", ""))
         return StreamDelivery(self.streams, str(address.get("client_id", "")), tenant,
-                              subject)
+                              subject, self._links)
 
     async def close(self) -> None:
         for task in list(self._tasks):

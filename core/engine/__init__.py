@@ -11,7 +11,12 @@ from core.engine.analyze import NAMED_SCHEMAS, Analysis, SchemaProblem
 from core.engine.deps import EngineDeps, EngineSettings
 from core.engine.engine import Engine
 from core.engine.idempotency import KeptResponse
-from core.engine.knowledge_admin import FileDocument, KnowledgeUnavailable, TextDocument
+from core.engine.knowledge_admin import (
+    FileDocument,
+    KnowledgeUnavailable,
+    SourceView,
+    TextDocument,
+)
 from core.engine.pipeline import TurnResult
 from core.feedback import Rating
 from core.knowledge.base import SearchFilters
@@ -22,5 +27,5 @@ from core.tenants.registry import UnknownTenant
 __all__ = ["NAMED_SCHEMAS", "Analysis", "Command", "DocumentRecord", "Engine", "EngineDeps",
            "EngineSettings", "FileDocument", "IngestOutcome", "IngestReport", "KeptResponse",
            "KnowledgeUnavailable",
-           "Rating", "SchemaProblem", "SearchFilters", "TextDocument", "TurnResult",
+           "Rating", "SchemaProblem", "SearchFilters", "SourceView", "TextDocument", "TurnResult",
            "UnknownTenant"]

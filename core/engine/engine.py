@@ -29,7 +29,7 @@ from core.engine.analyze import Analysis, analyze
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
 from core.engine.idempotency import KeptResponse, Run, once
-from core.engine.knowledge_admin import FileDocument, TextDocument
+from core.engine.knowledge_admin import FileDocument, SourceView, TextDocument
 from core.engine.pipeline import PIPELINE, SORRY, TurnResult, persist_turn
 from core.engine.search import SearchAnswer, search_and_answer
 from core.feedback import FeedbackRecord, Rating
@@ -148,6 +148,10 @@ class Engine:
                            kb: str = "default", tags: tuple[str, ...] = ()) -> IngestReport:
         """Add (or replace) uploaded files; raises ``KnowledgeUnavailable``."""
         return await knowledge_admin.ingest_files(self.deps, tenant, files, kb, tags)
+
+    async def source_view(self, tenant: TenantConfig, chunk_id: str) -> SourceView | None:
+        """A cited passage of the tenant's, in its document (a citation's source page)."""
+        return await knowledge_admin.source_view(self.deps, tenant, chunk_id)
 
     async def remove_document(self, tenant: TenantConfig, doc_id: str) -> bool:
         """Remove a document of the tenant, its chunks and vectors; False if none."""

@@ -32,7 +32,12 @@ def citations(text: str, passages: list[Passage]) -> tuple[Citation, ...]:
         p = passages[n - 1]
         title = " > ".join([p.title, *p.headings[-1:]]) if p.headings and \
             p.headings[-1] != p.title else p.title
-        out.append(Citation(number=n, title=title or p.source, source=p.source, url=p.url,
+        title = title or p.source
+        url = p.url
+        if p.page:  # a PDF: say which page, and open the link there
+            title = f"{title}, page {p.page}"
+            url = f"{url}#page={p.page}" if url and "#" not in url else url
+        out.append(Citation(number=n, title=title, source=p.source, url=url,
                             snippet=" ".join(p.text.split())[:240], chunk_id=p.chunk_id))
     return tuple(out)
 

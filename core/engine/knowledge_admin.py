@@ -36,6 +36,23 @@ class FileDocument:
     content_type: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """A cited passage in its document, for a page that shows it: the document's chunks
+    in order (at most ``MAX_VIEW_CHUNKS``) and which one was cited."""
+
+    title: str
+    source: str
+    url: str
+    chunks: tuple[str, ...]
+    cited: int
+    headings: tuple[str, ...] = ()
+    page: int | None = None
+
+
+MAX_VIEW_CHUNKS = 200
+
+
 def _service(deps: EngineDeps) -> KnowledgeService:
     if deps.knowledge is None:
         raise KnowledgeUnavailable("knowledge is not available in this process")
@@ -44,6 +61,30 @@ def _service(deps: EngineDeps) -> KnowledgeService:
 
 async def documents(deps: EngineDeps, tenant: TenantConfig) -> list[DocumentRecord]:
     return await _service(deps).catalog.list(tenant.id)
+
+
+async def source_view(deps: EngineDeps, tenant: TenantConfig, chunk_id: str
+                      ) -> SourceView | None:
+    """The document around one of the tenant's chunks; None if the tenant has no such
+    chunk (another tenant's id finds nothing: the catalog and the index are the
+    tenant's own)."""
+    service = _service(deps)
+    for record in await service.catalog.list(tenant.id):
+        if chunk_id not in record.chunk_ids:
+            continue
+        ids = record.chunk_ids[:MAX_VIEW_CHUNKS]
+        if chunk_id not in ids:
+            ids = [chunk_id]
+        payloads = await service.index.payloads(service.index.alias(tenant.id, record.kb),
+                                                ids)
+        cited = payloads.get(chunk_id, {})
+        return SourceView(title=record.title or record.source, source=record.source,
+                          url=record.url,
+                          chunks=tuple(str(payloads.get(i, {}).get("text", "")) for i in ids),
+                          cited=ids.index(chunk_id),
+                          headings=tuple(cited.get("headings") or ()),
+                          page=cited.get("page"))
+    return None
 
 
 async def ingest(deps: EngineDeps, tenant: TenantConfig, urls: Sequence[str],

@@ -134,7 +134,9 @@ class Ingestor:
             alias = await self.ensure_kb(tenant, kb)
             documents = expand(sources, root, tags=tags,
                                allow_private=tenant.knowledge.allow_private_urls,
-                               max_bytes=tenant.knowledge.max_file_mb * 1024 * 1024)
+                               max_bytes=tenant.knowledge.max_file_mb * 1024 * 1024,
+                               url_bases={s.path: str(s.url_base)
+                                          for s in tenant.knowledge.sources if s.url_base})
             report = await self._run(tenant, kb, alias, documents, progress)
             if sync:
                 await self._remove_missing(tenant, kb, alias, sources, root, report, progress)
@@ -331,7 +333,7 @@ class Ingestor:
                               sources: list[str], root: Path, report: IngestReport,
                               progress: Progress | None) -> None:
         seen = {o.source for o in report.outcomes}
-        origins = {s if is_url(s) else source_name(root / s, root) for s in sources}
+        origins = {s if is_url(s) else source_name(root / s, root, root / s) for s in sources}
         failed_origins = {o.source for o in report.outcomes if o.status == "failed"}
         for record in await self.catalog.list(tenant.id, kb):
             if record.origin in origins and record.origin not in failed_origins \

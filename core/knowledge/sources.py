@@ -30,13 +30,30 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def source_name(path: Path, root: Path) -> str:
-    """The stable name of a local file: relative to the tenant's root when inside it."""
+def source_name(path: Path, root: Path, given: Path | None = None) -> str:
+    """The stable name of a local file: relative to the tenant's root when inside it;
+    otherwise relative to the folder the source was given in (a file given alone is
+    its name), so a server's own paths are never shown to the people it answers."""
     resolved = path.resolve()
     try:
         return resolved.relative_to(root.resolve()).as_posix()
     except ValueError:
-        return resolved.as_posix()
+        base = (given or path).resolve().parent
+        try:
+            return resolved.relative_to(base).as_posix()
+        except ValueError:
+            return resolved.name
+
+
+def _link(url_base: str, name: str, origin: str, is_folder: bool) -> str:
+    """A file's web address under its source's ``url_base``: the base plus the file's
+    path inside the configured folder (or the base itself for a single file)."""
+    if not url_base:
+        return ""
+    if not is_folder:
+        return url_base
+    inside = name[len(origin):].lstrip("/") if name.startswith(origin) else name
+    return url_base.rstrip("/") + "/" + inside
 
 
 def _walk(folder: Path) -> list[Path]:
@@ -65,8 +82,12 @@ async def _from_url(url: str, origin: str, tags: tuple[str, ...], allow_private:
 
 
 async def expand(sources: list[str], root: Path, *, tags: tuple[str, ...] = (),
-                 allow_private: bool = False, max_bytes: int = MAX_BYTES
+                 allow_private: bool = False, max_bytes: int = MAX_BYTES,
+                 url_bases: dict[str, str] | None = None
                  ) -> AsyncIterator[SourceDocument | SourceFailure]:
+    """Every document the sources hold. ``url_bases``: a web address for the files under
+    a configured source (by its name, e.g. ``docs/``), such as a repository's web view."""
+    bases = {source_name(root / k, root): v for k, v in (url_bases or {}).items()}
     for source in sources:
         if is_url(source):
             yield await _from_url(source, source, tags, allow_private, max_bytes)
@@ -75,7 +96,7 @@ async def expand(sources: list[str], root: Path, *, tags: tuple[str, ...] = (),
         if not path.exists():
             yield SourceFailure(source, "no such file or folder")
             continue
-        origin = source_name(path, root)
+        origin = source_name(path, root, path)
         if path.suffix.lower() in URL_LIST_SUFFIXES:
             text = await asyncio.to_thread(path.read_text, "utf-8", "replace")
             for line in text.splitlines():
@@ -85,10 +106,12 @@ async def expand(sources: list[str], root: Path, *, tags: tuple[str, ...] = (),
             continue
         files = await asyncio.to_thread(_walk, path) if path.is_dir() else [path]
         for file in files:
-            name = source_name(file, root)
+            name = source_name(file, root, path)
             try:
                 content = await asyncio.to_thread(_read, file, max_bytes)
             except (OSError, ValueError) as exc:
                 yield SourceFailure(name, str(exc))
                 continue
-            yield SourceDocument(source=name, content=content, origin=origin, tags=tags)
+            yield SourceDocument(source=name, content=content, origin=origin, tags=tags,
+                                 url=_link(bases.get(origin, ""), name, origin,
+                                           path.is_dir()))

@@ -37,7 +37,7 @@ NO_SOURCE = (
     "I found no source for that in this workspace's knowledge base, so I won't guess. "
     "Try rephrasing, or ask an admin to add documents about it."
 )
-FOOTNOTE = "_Quoted from the sources below: no language model is configured here._"
+FOOTNOTE = "*Quoted from the sources below: no language model is configured here.*"
 
 MAX_SENTENCES = 5
 MIN_SENTENCES = 2

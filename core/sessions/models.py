@@ -55,6 +55,8 @@ class StoredMessage:
     kind: str = ""
     usage: TurnUsage = field(default_factory=TurnUsage)
     citations: tuple[dict[str, str], ...] = ()
+    follow_ups: tuple[str, ...] = ()
+    """The suggestions an answer offered, so a reloaded conversation offers them again."""
     trace: dict[str, Any] | None = None
     """The agent loop's decision trace (steps, tool calls, outcomes, result sizes — never
     the arguments or results themselves), on the assistant message of a tool turn."""

@@ -67,6 +67,8 @@ def _to_doc(m: StoredMessage) -> Document:
                         "cost_usd": m.usage.cost_usd}
         if m.citations:
             doc["citations"] = list(m.citations)
+        if m.follow_ups:
+            doc["follow_ups"] = list(m.follow_ups)
         if m.trace:
             doc["trace"] = m.trace
     return doc
@@ -82,6 +84,7 @@ def _from_doc(d: Document) -> StoredMessage:
         author_name=d.get("author_name", ""), kind=d.get("kind", ""),
         usage=TurnUsage(**usage) if usage else TurnUsage(),
         citations=tuple(d.get("citations", ())), trace=d.get("trace"),
+        follow_ups=tuple(d.get("follow_ups", ())),
     )
 
 

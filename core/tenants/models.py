@@ -72,6 +72,9 @@ class KnowledgeSource(_Section):
     path: str = Field(min_length=1, description="relative path, folder, URL or URL list")
     schedule: str = Field("", description="cron expression for re-ingestion; empty = never")
     kb: str = Field("default", pattern=r"^[a-z0-9_-]{1,32}$")
+    url_base: HttpUrl | None = Field(
+        None, description="web address of this folder (e.g. the repository's web view): "
+                          "citations of its files link there")
 
     @field_validator("schedule")
     @classmethod

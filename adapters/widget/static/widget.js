@@ -242,6 +242,32 @@
     chip.textContent = ev.status === "running" ? (ev.label || ev.tool) + "…"
       : (ev.label || ev.tool) + (ev.summary ? " — " + ev.summary : "");
   }
+  function citationHref(c) {
+    return safeUrl(c.url || "") ||
+      (/^\/sources\/v1\//.test(c.page || "") ? HTTP_BASE + c.page : "");
+  }
+  // "[2]" in an answer's text becomes a link to source 2 (text nodes only, never markup).
+  function linkMarkers(body, cites) {
+    var byNumber = {};
+    cites.forEach(function (c) { byNumber[c.number] = c; });
+    var walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT), nodes = [];
+    while (walker.nextNode()) {
+      if (walker.currentNode.parentNode.nodeName !== "CODE") { nodes.push(walker.currentNode); }
+    }
+    nodes.forEach(function (textNode) {
+      var parts = textNode.nodeValue.split(/(\[\d{1,2}\])/);
+      if (parts.length < 2) { return; }
+      var frag = document.createDocumentFragment();
+      parts.forEach(function (part) {
+        var m = /^\[(\d{1,2})\]$/.exec(part), c = m && byNumber[+m[1]], href = c && citationHref(c);
+        if (href) {
+          frag.appendChild(el("a", { href: href, target: "_blank", "class": "marker",
+            rel: "noopener noreferrer nofollow", title: c.title || c.source || "" }, part));
+        } else { frag.appendChild(document.createTextNode(part)); }
+      });
+      textNode.parentNode.replaceChild(frag, textNode);
+    });
+  }
   function finish(node, reply) {
     node.setAttribute("data-turn", reply.turn_id || "");
     markdown(reply.text || "", node.querySelector(".body"));
@@ -251,16 +277,18 @@
       });
     }
     var cites = reply.citations || [];
+    linkMarkers(node.querySelector(".body"), cites);
     if (cites.length) {
       var box = node.appendChild(el("div", { "class": "sources" }, "Sources"));
       var list = box.appendChild(el("ol"));
       cites.forEach(function (c) {
         var item = list.appendChild(el("li"));
-        var href = safeUrl(c.url || "");
+        // A file with no web address opens on this server's source page (signed path).
+        var href = citationHref(c);
         if (href) {
           item.appendChild(el("a", { href: href, target: "_blank", rel: "noopener noreferrer nofollow",
-            title: c.snippet || "" }, c.title || c.source || href));
-        } else { item.appendChild(el("span", { title: c.snippet || "" }, c.title || c.source || "source")); }
+            title: c.source || "" }, c.title || c.source || href));
+        } else { item.appendChild(el("span", { title: c.source || "" }, c.title || c.source || "source")); }
       });
     }
     var ups = reply.follow_ups || [];
@@ -290,7 +318,9 @@
       if (m.role === "user") { userBubble(m.client_id, m.text); }
       else {
         var node = botBubble(m.client_id || null);
-        finish(node, { text: m.text, turn_id: m.turn_id, kind: "history", citations: m.citations });
+        // An answer from before a reload keeps its sources, suggestions and feedback.
+        finish(node, { text: m.text, turn_id: m.turn_id, kind: m.kind || "history",
+          citations: m.citations, follow_ups: m.follow_ups || [] });
       }
     });
   }
