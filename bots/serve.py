@@ -71,6 +71,8 @@ def run_serve(settings: Settings, host: str, port: int, *, scheduler: bool = Tru
     except PortUnavailable as exc:
         print(f"switchboard serve: {exc}", flush=True)
         return 2
+    if not reuse:  # the stores and the embedder take a few seconds to open
+        print(f"Starting Switchboard on http://{host}:{port} …", flush=True)
     app = build_app(settings, local="" if reuse else local_url(host, port),
                     in_process=in_process)
 

@@ -46,8 +46,9 @@ def test_positional_key_value_and_greedy_text_arguments() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("/search", "query: Field required"),
-    ("/search refunds limit=99", "limit: Input should be less than or equal to 20"),
+    ("/search", "query is required"),
+    ("/search refunds limit=99", "limit must be at most 20"),
+    ("/stats 2026-13", "month '2026-13' must be a month as YYYY-MM, e.g. 2026-11"),
     ('/search "unclosed', "Could not read the arguments"),
     ("/whoami extra", "/whoami takes no such argument"),
     ("/nope", "Unknown command `/nope`"),

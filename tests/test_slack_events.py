@@ -317,3 +317,13 @@ async def test_message_shortcut_answers_the_chosen_message_in_its_thread(
     assert status == 200 and text == ""
     [reply] = await replies(slack_fake, "1763770500.000100", 1)
     assert reply.payload["channel"] == "C0GENERAL"
+
+
+async def test_a_command_from_an_unbound_workspace_is_told_what_to_do(
+        served: str, slack_fake: FakeSlack) -> None:
+    fields = {**command(slack_fake, "help", "U0ALICE", "trig-unbound"), "team_id": "T0NOBODY"}
+    status, _ = await post(served, *signed_form(fields))
+    assert status == 200
+    [told] = await responses_for(slack_fake, "trig-unbound")
+    assert "not connected to a Switchboard tenant" in told["text"]
+    assert "team_ids" in told["text"] and "reinstall" not in told["text"].lower()

@@ -56,9 +56,27 @@ def test_problems_name_file_field_and_reason(tmp_path: Path) -> None:
     assert isinstance(problems, list)
     rendered = sorted(str(p) for p in problems)
     assert rendered == sorted([
-        f"{path}: llm.monthly_token_budget: Input should be greater than or equal to 0",
-        f"{path}: limits.user_per_minut: Extra inputs are not permitted",
+        f"{path}: limits.user_per_minut: is not a known setting — did you mean "
+        "`user_per_minute`?",
+        f"{path}: llm.monthly_token_budget: must be at least 0",
     ])
+
+
+def test_a_value_of_the_wrong_shape_is_told_the_right_one(tmp_path: Path) -> None:
+    typo = write(tmp_path, "acme", ACME.replace("[widget]", '[widget]\naccent_colour = "red"'))
+    (tmp_path / "other").mkdir()
+    shape = write(tmp_path / "other", "acme",
+                  'id = "acme"\nname = "Acme"\n[widget]\npublic_key = "pk_x"\n')
+    said = []
+    for file in (typo, shape):
+        problems = load_tenant_file(file)
+        assert isinstance(problems, list)
+        said.append(" ".join(str(p) for p in problems))
+    assert "widget.accent_colour: is not a known setting — did you mean `accent_color`?" \
+        in said[0]
+    assert "widget.public_key: 'pk_x' must be empty or pk_ followed by 4 to 64 letters" \
+        in said[1]
+    assert not any("Extra inputs" in s or "should match pattern" in s for s in said)
 
 
 def test_a_secret_pasted_into_an_env_field_is_refused(tmp_path: Path) -> None:
@@ -162,6 +180,21 @@ def test_tenants_check_cli_exit_codes(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "bots", "tenants", "check"], env=env,
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 1
-    assert f"{tmp_path / 'globex.toml'}: knowledge.top_k: Input should be greater than or " \
-           "equal to 1" in bad.stdout
+    assert f"{tmp_path / 'globex.toml'}: knowledge.top_k: must be at least 1" in bad.stdout
+
+
+def test_tenants_check_reports_unknown_commands_and_missing_sources(tmp_path: Path) -> None:
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    (tmp_path / "kb").mkdir()
+    write(tenants, "acme", 'id = "acme"\nname = "Acme"\n[commands]\n'
+                           'enabled = ["help", "fogret"]\n[knowledge]\n'
+                           'sources = [{ path = "kb/" }, { path = "handbook/" }]\n')
+    done = subprocess.run([sys.executable, "-m", "bots", "tenants", "check"],
+                          env={"SWITCHBOARD_TENANTS_DIR": str(tenants), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 1
+    assert "commands.enabled: 'fogret' is not a command — did you mean `forget`?" in done.stdout
+    assert "knowledge.sources.1.path: 'handbook/': no such file or folder" in done.stdout
+    assert "sources.0" not in done.stdout
 

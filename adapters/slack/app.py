@@ -46,6 +46,10 @@ from adapters.slack.payloads import BlockActions, EventCallback, MessageShortcut
 from core.engine import Engine, UnknownTenant
 
 log = logging.getLogger("switchboard.slack")
+UNBOUND_WORKSPACE = (
+    ":warning: This Slack workspace is not connected to a Switchboard tenant yet, so I "
+    "can't answer here. Ask the operator of this Switchboard to add its team id to a "
+    "tenant file (`[slack] team_ids`); the server's log names the id it refused.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +137,14 @@ class SlackAdapter:
         # Requests reach bolt only through ``routes.dispatch``, which has verified the
         # signature on the raw bytes (``envelope.verify``); bolt's own check of the same
         # HMAC over the decoded text would be the second one per request.
+        # The client has no token of its own (``None``, not ""): ``authorize`` gives one per
+        # request, and a token here would only make bolt warn at every start that it is
+        # ignored. A workspace bound to no tenant gets words that say so (bolt's default
+        # tells users to reinstall the app, which cannot help).
         app = AsyncApp(signing_secret=signing_secret, request_verification_enabled=False,
                        authorize=authorize,  # type: ignore[arg-type]  # None = refused
-                       client=web_client("", self._api_url), process_before_response=False,
+                       client=web_client(None, self._api_url), process_before_response=False,
+                       user_facing_authorize_error_message=UNBOUND_WORKSPACE,
                        logger=logging.getLogger("switchboard.slack.bolt"))
         app.action(re.compile(r"^(feedback_up|feedback_down|follow_up_\d+)$"))(on_action)
         app.event("app_mention")(on_message)

@@ -85,9 +85,10 @@ class _NotForPosts(AsyncRetryHandler):
                                                   response=response, error=error)
 
 
-def web_client(token: str, base_url: str, timeout_s: int = 10) -> AsyncWebClient:
+def web_client(token: str | None, base_url: str, timeout_s: int = 10) -> AsyncWebClient:
     """A Web API client with bounded retries on 429 (Retry-After), 5xx and resets (the
-    last two not for posts; ``SlackThreadDelivery`` makes those idempotent itself)."""
+    last two not for posts; ``SlackThreadDelivery`` makes those idempotent itself).
+    ``None``: no token of its own (bolt's, whose ``authorize`` gives one per request)."""
     return AsyncWebClient(token=token, base_url=base_url, timeout=timeout_s, retry_handlers=[
         AsyncRateLimitErrorRetryHandler(max_retry_count=3),
         _NotForPosts(AsyncServerErrorRetryHandler(max_retry_count=2)),

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from core.commands.context import CommandContext, Via
 from core.knowledge.base import Passage
+from core.plain_errors import plain
 from core.tenants.models import TenantConfig
 
 Permission = Literal["anyone", "admin"]
@@ -144,7 +145,7 @@ class CommandRegistry:
             return command.args.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'} {plain(e, command.args)}"
                 for e in exc.errors(include_url=False))
             raise CommandError(f"Bad arguments for /{command.name}: {problems}. "
                                f"Usage: `{command.usage()}`") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.messages import Binding
+from core.plain_errors import plain
 from core.tenants.models import TenantConfig
 
 
@@ -50,7 +51,8 @@ def load_tenant_file(path: Path) -> TenantConfig | list[TenantProblem]:
         config = TenantConfig.model_validate(raw)
     except ValidationError as exc:
         return [
-            TenantProblem(name, ".".join(str(p) for p in err["loc"]) or "-", err["msg"])
+            TenantProblem(name, ".".join(str(p) for p in err["loc"]) or "-",
+                          plain(err, TenantConfig))
             for err in exc.errors(include_url=False)
         ]
     if config.id != path.stem:
