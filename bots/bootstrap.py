@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
+from adapters.source_page import SourceLinks
+from adapters.widget.identity import load_key
 from bots.embedded_mongo import EmbeddedMongo
 from bots.settings import Settings
 from core.commands.builtins import builtin_commands
@@ -186,7 +188,8 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             answerer=answerer, retriever=retriever, commands=builtin_commands(),
             settings=engine_settings or EngineSettings(), answer_cache=knowledge.answers,
             knowledge=knowledge, feedback=MongoFeedbackStore(mongo.db),
-            journal=turn_journal, outbound=OutboundChain(OUTBOUND_STAGES)))
+            journal=turn_journal, outbound=OutboundChain(OUTBOUND_STAGES),
+            source_link=await _source_link(settings)))
         services = Services(
             settings=settings, engine=engine, tenants=tenants, mongo=mongo,
             sessions=sessions, state=state, answerer=answerer, retriever=retriever,
@@ -207,6 +210,22 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             task = asyncio.create_task(_initial_ingest(services))
             stack.push_async_callback(_cancel, task)
         yield services
+
+
+async def _source_link(settings: Settings) -> Callable[[str, str], str] | None:
+    """Signed source-page links at the public address, with the key every process of
+    this installation shares (``SWITCHBOARD_WIDGET_KEY``, or the one in the data dir)."""
+    if not settings.public_url:
+        return None
+    key = await asyncio.to_thread(load_key, os.environ.get("SWITCHBOARD_WIDGET_KEY", ""),
+                                  settings.data_dir)
+    links = SourceLinks(key)
+    base = settings.public_url
+
+    def link(tenant: str, chunk_id: str) -> str:
+        return base + links.path(tenant, chunk_id)
+
+    return link
 
 
 def settle_heap() -> None:

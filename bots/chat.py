@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,8 @@ from bots.bootstrap import open_services
 from bots.settings import Settings
 from core.intake.recovery import Recovery
 from core.knowledge.index import KnowledgeIndexError
+from core.plain_errors import did_you_mean
+from core.tenants.loader import load_directory
 from core.turns.chain import Delivery
 
 
@@ -21,10 +24,26 @@ async def _stored_only(address: Mapping[str, Any]) -> Delivery | None:
     return None
 
 
+def unknown_tenant(settings: Settings, tenant: str) -> str:
+    """What to say when no valid tenant file has this id ("" when one has), with the
+    closest id. Checked before anything opens, here and beside a running serve alike."""
+    loaded = sorted(load_directory(settings.tenants_dir).tenants)
+    if tenant in loaded:
+        return ""
+    hint = did_you_mean(tenant, loaded) or "."
+    return (f"No tenant {tenant!r} in {settings.tenants_dir} (loaded: "
+            f"{', '.join(loaded) or 'none'}){hint} Run `switchboard tenants check` for "
+            "problems.")
+
+
 async def run_chat(settings: Settings, tenant: str, message: str | None, thread: str,
                    user: str) -> int:
     """On the embedded defaults, a running ``serve`` holds the stores: the conversation
     goes through it (``adapters/terminal/remote.py``). Otherwise this process opens them."""
+    unknown = await asyncio.to_thread(unknown_tenant, settings, tenant)
+    if unknown:
+        print(unknown)
+        return 2
     control = None if settings.qdrant_url else local_control.running(settings.data_dir)
     if control is not None:
         return await _converse(TerminalChannel(RemoteEngine(control.url, control.token),

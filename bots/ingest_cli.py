@@ -23,6 +23,7 @@ from rich.table import Table
 from adapters.terminal.remote import RemoteEngine
 from bots import local_control
 from bots.bootstrap import open_services
+from bots.chat import unknown_tenant
 from bots.settings import Settings
 from core.knowledge.ingest import IngestOutcome, IngestReport
 
@@ -85,6 +86,10 @@ async def run_ingest(settings: Settings, tenant_id: str, kb: str, sources: list[
     """On the embedded defaults, a running ``serve`` holds the local knowledge store: the
     documents go in through it. Otherwise this process opens the stores itself."""
     console = Console()
+    unknown = await asyncio.to_thread(unknown_tenant, settings, tenant_id)
+    if unknown:
+        console.print(unknown, highlight=False, markup=False)
+        return 2
     control = None if settings.qdrant_url else local_control.running(settings.data_dir)
     if control is not None:
         return await _through_serve(console, control, tenant_id, kb,

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     slack_api_url: str = "https://slack.com/api/"
     discord_api_url: str = "https://discord.com/api/v10"
     discord_gateway_url: str = ""
+    public_url: str = ""
+    """Where the public reaches ``serve`` (https://…): cited files link to their source
+    page there in every channel. Unset: only the widget links them (under its origin)."""
     tenant_watch_interval_s: float = Field(2.0, gt=0)
 
     @classmethod
@@ -62,6 +65,7 @@ class Settings(BaseModel):
             slack_api_url=get("SLACK_API_URL", "https://slack.com/api/"),
             discord_api_url=get("DISCORD_API_URL", "https://discord.com/api/v10"),
             discord_gateway_url=get("DISCORD_GATEWAY_URL"),
+            public_url=get("SWITCHBOARD_PUBLIC_URL").rstrip("/"),
         )
 
     def secrets(self, env: Mapping[str, str] | None = None) -> list[str]:

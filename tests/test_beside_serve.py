@@ -90,3 +90,32 @@ def test_a_scheduler_beside_serve_says_serve_already_runs_it(
         done = run(env, command)
         assert done.returncode == 2
         assert f"runs {work} itself" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_with_a_public_address_every_channel_gets_source_page_links(tmp_path: Path) -> None:
+    """SWITCHBOARD_PUBLIC_URL: a cited file links to its signed source page there, so
+    Slack, Discord and the terminal can open it too (here: the terminal's answer)."""
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "leave.md").write_text(
+        "# Leave\n\nParental leave lasts twenty-six weeks at full pay.\n")
+    (tenants / "hr.toml").write_text('id = "hr"\nname = "HR"\n[knowledge]\n'
+                                     'score_threshold = 0.05\nsources = [{ path = "kb/" }]\n')
+    env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
+           "SWITCHBOARD_DATA_DIR": str(tmp_path / "var"), "HF_HUB_OFFLINE": "1",
+           "LOG_FORMAT": "json", "SWITCHBOARD_PUBLIC_URL": "https://sb.example/"}
+    base, process = start_switchboard(env, ROOT, tmp_path / "serve.log")
+    try:
+        from tests.test_processes import wait_ready
+        wait_ready(base)
+        answered = run(env, "chat", "--tenant", "hr", "--message", "How long is parental leave?")
+        assert answered.returncode == 0, answered.stdout + answered.stderr
+        link = next(word for word in answered.stdout.split()
+                    if word.startswith("https://sb.example/sources/v1/hr/"))
+        with urllib.request.urlopen(base + link.removeprefix("https://sb.example"),
+                                    timeout=10) as page:
+            assert page.status == 200 and b'<mark id="cited">' in page.read()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

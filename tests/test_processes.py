@@ -54,6 +54,11 @@ def test_chat_refuses_an_unknown_tenant(tmp_path: Path) -> None:
                              "--message", "hi"], env=clean_env(tmp_path), capture_output=True,
                             text=True, cwd=ROOT, timeout=90)
     assert result.returncode == 2 and "No tenant 'nobody'" in result.stdout
+    typo = subprocess.run([sys.executable, "-m", "bots", "ingest", "--tenant", "dmeo", "docs/"],
+                          env=clean_env(tmp_path), capture_output=True, text=True, cwd=ROOT,
+                          timeout=90)
+    assert typo.returncode == 2 and "did you mean `demo`?" in typo.stdout
+    assert not (tmp_path / "mongo").exists()  # refused before anything opened
 
 
 def test_interactive_chat_reads_lines_until_eof(tmp_path: Path) -> None:

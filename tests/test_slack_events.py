@@ -322,8 +322,11 @@ async def test_message_shortcut_answers_the_chosen_message_in_its_thread(
 async def test_a_command_from_an_unbound_workspace_is_told_what_to_do(
         served: str, slack_fake: FakeSlack) -> None:
     fields = {**command(slack_fake, "help", "U0ALICE", "trig-unbound"), "team_id": "T0NOBODY"}
-    status, _ = await post(served, *signed_form(fields))
+    status, body = await post(served, *signed_form(fields))
     assert status == 200
-    [told] = await responses_for(slack_fake, "trig-unbound")
+    told = json.loads(body)
+    assert told["response_type"] == "ephemeral"
     assert "not connected to a Switchboard tenant" in told["text"]
-    assert "team_ids" in told["text"] and "reinstall" not in told["text"].lower()
+    assert "add team id T0NOBODY to a tenant file" in told["text"]
+    assert "reinstall" not in told["text"].lower()
+    assert await responses_for(slack_fake, "trig-unbound", wait_s=0.5) == []  # said once

@@ -59,6 +59,8 @@ class SignedApp:
 
     signing_secret: str
     bolt: AsyncApp
+    only_tenant: str | None = None
+    """The tenant whose own app this is; None for the shared app."""
 
 
 class SlackAdapter:
@@ -86,7 +88,7 @@ class SlackAdapter:
             return None
         cached = self._own.get(tenant_id)
         if cached is None or cached.signing_secret != secret:
-            cached = SignedApp(secret, self._build(secret, tenant_id))
+            cached = SignedApp(secret, self._build(secret, tenant_id), tenant_id)
             self._own[tenant_id] = cached
         return cached
 
@@ -154,6 +156,23 @@ class SlackAdapter:
         app.event("tokens_revoked")(on_uninstall)
         app.command(re.compile(r"^/[a-z0-9_-]+$"))(on_command)
         return app
+
+    def refusal(self, team_id: str | None, enterprise_id: str | None,
+                only_tenant: str | None) -> str | None:
+        """What a user in a workspace that no tenant may serve is told, naming its id;
+        None when a tenant takes it. The same decision as ``authorize``."""
+        try:
+            decide(self._engine.tenant_for, team_id, enterprise_id, only_tenant)
+        except RefusedWorkspace as exc:
+            log.warning("Slack command refused: %s", exc, extra={
+                "team_id": team_id or "", "enterprise_id": enterprise_id or "",
+                "channel": "slack"})
+            workspace = team_id or enterprise_id or "?"
+            return (f":warning: This Slack workspace ({workspace}) is not connected to a "
+                    "Switchboard tenant, so I can't answer here. Ask the operator of this "
+                    f"Switchboard to add team id {workspace} to a tenant file "
+                    "(`[slack] team_ids`).")
+        return None
 
     async def _authorize(self, context: dict[str, Any], enterprise_id: str | None,
                          team_id: str | None, only_tenant: str | None

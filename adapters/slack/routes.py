@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -18,6 +19,19 @@ from adapters.slack.envelope import check_shape, verify
 from adapters.slack.oauth import SlackOAuth
 
 log = logging.getLogger("switchboard.slack")
+
+
+def _unbound_command(slack: SlackAdapter | None, app: SignedApp, text: str,
+                     content_type: str) -> str | None:
+    """A slash command from a workspace no tenant serves: the reply that names its team
+    id (bolt's own would tell the user to reinstall the app, which cannot help)."""
+    if slack is None or not content_type.startswith("application/x-www-form-urlencoded"):
+        return None
+    fields = parse_qs(text)
+    if "command" not in fields:
+        return None
+    return slack.refusal(fields.get("team_id", [""])[0] or None,
+                         fields.get("enterprise_id", [""])[0] or None, app.only_tenant)
 
 
 def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None],
@@ -35,6 +49,10 @@ def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None],
             return web.json_response({"error": "invalid signature"}, status=401)
         text = decode_utf8(raw)
         check_shape(text, request.headers.get("Content-Type", ""))
+        refused = _unbound_command(adapter(), app, text,
+                                   request.headers.get("Content-Type", ""))
+        if refused is not None:
+            return web.json_response({"response_type": "ephemeral", "text": refused})
         response = await app.bolt.async_dispatch(AsyncBoltRequest(
             body=text, query=request.query_string,
             headers=request.headers))  # type: ignore[arg-type]  # bolt reads it as a mapping

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.commands.audit import AuditLog
@@ -46,3 +47,7 @@ class EngineDeps:
     outbound: OutboundChain = field(default_factory=OutboundChain)
     """The stages every turn event passes on its way to a channel, composed by the
     process's bootstrap (``bots/bootstrap.py``)."""
+    source_link: Callable[[str, str], str] | None = None
+    """``(tenant, chunk id)`` → the public address of a cited file's source page, for
+    citations with no web address of their own; None when the server has no public
+    address (``SWITCHBOARD_PUBLIC_URL``)."""

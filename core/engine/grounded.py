@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -116,6 +116,10 @@ async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str,
         return GroundedAnswer("llm_unavailable", passages=tuple(passages), detail=exc.reason,
                               model=model, loaded=loaded)
     cites = grounding.citations(answer.text, passages) if passages else ()
+    if deps.source_link is not None:  # every cited file opens somewhere
+        link = deps.source_link
+        cites = tuple(replace(c, url=link(tenant.id, c.chunk_id))
+                      if not c.url and c.chunk_id else c for c in cites)
     confidence = grounding.confidence(passages, tenant.knowledge.score_threshold)
     follow_ups = grounding.follow_ups(question, passages)
     tools_used = tuple(agent.tools) if agent is not None else ()
