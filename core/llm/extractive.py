@@ -2,7 +2,8 @@
 
 It is honest about what it is. With no knowledge loaded it says so; with nothing
 relevant it says it found no source instead of guessing. Otherwise it answers with the
-two to five sentences of the top passages that best match the question — by the
+two to five sentences (one, when no second is about the question too) of the top
+passages that best match the question — by the
 question's embedding and by the words they share — in clean Markdown, each group of
 sentences followed by the number of the passage it comes from, then one line saying no
 language model wrote it.
