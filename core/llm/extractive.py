@@ -3,10 +3,9 @@
 It is honest about what it is. With no knowledge loaded it says so; with nothing
 relevant it says it found no source instead of guessing. Otherwise it answers with the
 two to five sentences (one, when no second is about the question too) of the top
-passages that best match the question — by the
-question's embedding and by the words they share — in clean Markdown, each group of
-sentences followed by the number of the passage it comes from, then one line saying no
-language model wrote it.
+passages that best match the question — by the question's embedding and by the words
+they share — in clean Markdown, each group of sentences followed by the number of the
+passage it comes from, then one line saying no language model wrote it.
 
 Passages are chunks, and a chunk can begin or end inside a code block or a table. Only
 whole statements are quoted: prose sentences that start and end as sentences, with
