@@ -65,3 +65,8 @@ AGENT_STEPS = Histogram(
     "switchboard_agent_steps", "Model steps per tool-using turn", ["tenant"],
     buckets=(1, 2, 3, 4, 5, 6, 8, 10),
 )
+SAFETY_EVENTS = Counter(
+    "switchboard_safety_events_total",
+    "Safety rules that matched a message, by rule and what was done (never the content)",
+    ["tenant", "channel", "rule", "action"],
+)

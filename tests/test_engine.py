@@ -247,7 +247,8 @@ async def test_each_turn_logs_its_stages_with_ids(make_engine: Build,
     entry = __import__("json").loads(JsonFormatter().format(line))
     assert entry["request_id"] == message.request_id
     assert (entry["tenant"], entry["channel"]) == ("acme", "memory")
-    assert list(entry["stages_ms"]) == ["resolve_tenant", "intake", "dedupe", "rate_limit",
+    assert list(entry["stages_ms"]) == ["resolve_tenant", "screen_input", "intake", "dedupe",
+                                        "rate_limit",
                                         "lock",
                                         "load_session", "route", "respond", "persist", "usage"]
 

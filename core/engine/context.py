@@ -17,7 +17,7 @@ from core.turns.chain import Outbound
 Route = Literal["chat", "command", "admin_command"]
 Outcome = Literal[
     "answered", "command", "unknown_tenant", "ignored", "duplicate", "rate_limited",
-    "busy", "budget_exhausted", "llm_error", "error", "empty",
+    "busy", "budget_exhausted", "llm_error", "error", "empty", "filtered",
 ]
 
 

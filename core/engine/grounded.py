@@ -23,6 +23,7 @@ from core.knowledge.answer_cache import CachedAnswer
 from core.knowledge.base import Passage, SearchFilters
 from core.knowledge.index import KnowledgeIndexError
 from core.llm.base import AnswerUnavailable, ChatTurn, DeltaCallback
+from core.llm.extractive import NO_SOURCE
 from core.replies import Citation, ToolUse
 from core.sessions.models import TurnUsage
 from core.tenants.models import TenantConfig
@@ -103,6 +104,11 @@ async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str,
     except KnowledgeIndexError as exc:
         log.error("knowledge base unavailable: %s", exc)
         return GroundedAnswer("knowledge_unavailable", detail=str(exc), model=model)
+    if tenant.safety.grounded_only and not passages and (tools is None or not tools.offered):
+        # Nothing to ground an answer in, and no tool that could find something: the
+        # model is not asked at all.
+        return GroundedAnswer("answered", NO_SOURCE, (), (), 0.0 if loaded else None,
+                              model=model, loaded=loaded)
     request = grounding.answer_request(tenant, question, passages, loaded, history)
     agent = None
     try:
@@ -115,6 +121,15 @@ async def grounded_answer(deps: EngineDeps, tenant: TenantConfig, question: str,
         log.error("no answer from the language model: %s", exc.reason)
         return GroundedAnswer("llm_unavailable", passages=tuple(passages), detail=exc.reason,
                               model=model, loaded=loaded)
+    if passages or tenant.safety.grounded_only:
+        text = grounding.drop_unknown_markers(answer.text, len(passages))
+        if text != answer.text:
+            answer = replace(answer, text=text)
+    if tenant.safety.grounded_only and not answer.interrupted and (
+            not passages or not grounding.cites_any(answer.text, len(passages))):
+        metrics.SAFETY_EVENTS.labels(tenant.id, "", "ungrounded", "replaced").inc()
+        return GroundedAnswer("answered", NO_SOURCE, (), tuple(passages), 0.0, (),
+                              answer.usage, answer.usage.model, loaded=loaded)
     cites = grounding.citations(answer.text, passages) if passages else ()
     if deps.source_link is not None:  # every cited file opens somewhere
         link = deps.source_link

@@ -16,6 +16,16 @@ from core.tenants.models import TenantConfig
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
+def drop_unknown_markers(text: str, count: int) -> str:
+    """``[n]`` markers that name no passage given (a model's invention, or an attack's)
+    removed, so every marker left points at a real source."""
+    return _MARKER.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= count else "", text)
+
+
+def cites_any(text: str, count: int) -> bool:
+    return any(1 <= int(m.group(1)) <= count for m in _MARKER.finditer(text))
+
+
 def cited(text: str, passages: list[Passage]) -> list[int]:
     """Passage numbers the answer cites, in order of first mention; all if it cites none."""
     numbers: list[int] = []

@@ -1,7 +1,8 @@
 """The engine: one explicit, ordered pipeline per inbound message.
 
-resolve tenant → journal the intake → drop duplicates → rate limits → conversation lock
-→ load session → route → respond (streaming) → persist the turn → account usage.
+resolve tenant → screen the input (``core/safety``) → journal the intake → drop
+duplicates → rate limits → conversation lock → load session → route → respond
+(streaming) → persist the turn → account usage.
 
 Each stage is timed (``switchboard_stage_seconds``) and the turn ends with one log line
 carrying request_id, tenant, channel, the outcome and every stage's duration.
@@ -28,6 +29,7 @@ from core.engine.context import Outcome, Stop, Turn
 from core.engine.deps import EngineDeps
 from core.intake.codec import stored_to_dict
 from core.replies import Reply
+from core.safety.input_filter import screen_input
 from core.sessions.models import StoredMessage
 from core.sessions.store import StoreUnavailable
 from core.turns.events import FinalReply, TurnStarted
@@ -119,6 +121,7 @@ async def account_usage(turn: Turn, deps: EngineDeps) -> Stop | None:
 
 PIPELINE: tuple[tuple[str, Step], ...] = (
     ("resolve_tenant", guards.resolve_tenant),
+    ("screen_input", screen_input),
     ("intake", guards.record_intake),
     ("dedupe", guards.drop_duplicate),
     ("rate_limit", guards.apply_rate_limits),

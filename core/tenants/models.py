@@ -210,6 +210,41 @@ class Tools(_Section):
         return self.enabled and name in self.allow
 
 
+PiiAction = Literal["redact", "refuse", "allow"]
+
+
+class Safety(_Section):
+    """What a message may contain before it is stored or sent to a model."""
+
+    pii_action: PiiAction = Field(
+        "redact", description="e-mail addresses, phone numbers, card numbers (Luhn), "
+                              "IBANs and API keys in a message: redact them before "
+                              "storing and before the model, refuse the message, or allow")
+    blocked_terms: list[Annotated[str, Field(min_length=2, max_length=200)]] = Field(
+        default_factory=list, max_length=500,
+        description="words or phrases (case-insensitive, whole words) a message may not "
+                    "contain")
+    blocked_patterns: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=100,
+        description="regular expressions (Python syntax) a message may not match")
+    blocked_reply: str = Field(
+        "I can't help with that here.", min_length=1, max_length=1000,
+        description="the reply to a message with a blocked term or pattern")
+    grounded_only: bool = Field(
+        False, description="answer only from the tenant's documents: an answer that cites "
+                           "no passage is replaced with 'I found no source for that'")
+
+    @field_validator("blocked_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return patterns
+
+
 class TenantConfig(_Section):
     """One tenant. ``id`` must equal the file name without ``.toml``."""
 
@@ -227,6 +262,7 @@ class TenantConfig(_Section):
     commands: Commands = Commands()
     tools: Tools = Tools()
     api: AdminApi = AdminApi()
+    safety: Safety = Safety()
 
     def admin_ids(self, channel: str) -> frozenset[str]:
         return frozenset(getattr(self.admins, channel, ()) or ())
