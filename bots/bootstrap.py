@@ -33,6 +33,7 @@ from core.knowledge.service import KnowledgeService
 from core.llm.base import Answerer
 from core.llm.extractive import ExtractiveAnswerer
 from core.llm.openai_chat import OpenAIAnswerer
+from core.safety.output_filter import OutputFilter
 from core.sessions.cached import CachedSessionStore
 from core.sessions.store import SessionStore
 from core.state.base import SharedState
@@ -52,8 +53,9 @@ from core.usage import UsageLedger
 from observability.logging import register_secret
 
 OUTBOUND_STAGES: tuple[Stage, ...] = (count_events,)
-"""The outbound chain, in order: each turn event passes these stages before the
-channel's delivery (``core/turns/chain.py``). Safety filters and observers go here."""
+"""The outbound chain's first stages, in order: each turn event passes these, then the
+output filter (``core/safety/output_filter.py``, which needs the tenant registry), before
+the channel's delivery (``core/turns/chain.py``)."""
 log = logging.getLogger("switchboard.bootstrap")
 
 Check = Callable[[], Awaitable[None]]
@@ -188,7 +190,8 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             answerer=answerer, retriever=retriever, commands=builtin_commands(),
             settings=engine_settings or EngineSettings(), answer_cache=knowledge.answers,
             knowledge=knowledge, feedback=MongoFeedbackStore(mongo.db),
-            journal=turn_journal, outbound=OutboundChain(OUTBOUND_STAGES),
+            journal=turn_journal,
+            outbound=OutboundChain((*OUTBOUND_STAGES, OutputFilter(tenants.for_message))),
             source_link=await _source_link(settings)))
         services = Services(
             settings=settings, engine=engine, tenants=tenants, mongo=mongo,

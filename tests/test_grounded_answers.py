@@ -53,7 +53,7 @@ async def test_llm_prompt_numbers_passages_and_cited_ones_come_back(
     llm.answer_prefix = "Per [1], the answer to"
     reply = (await MemoryChannel(kit.engine, "acme").send("Which carrier ships to Asia?")).reply
     system = llm.requests[0]["messages"][0]["content"]
-    assert "[1] Shipping guide" in system and "Pacific Express" in system
+    assert '<source n="1" title="Shipping guide">' in system and "Pacific Express" in system
     assert reply is not None and [c.number for c in reply.citations] == [1]
 
 

@@ -48,6 +48,11 @@ def test_every_kind_is_found_and_redacted_wherever_it_stands() -> None:
         assert "please" in cleaned and "today" in cleaned
 
 
+def test_a_card_number_ending_a_sentence_is_found() -> None:
+    assert [f.kind for f in find(f"My card is {CARD}.")] == ["card"]
+    assert [f.kind for f in find("Pi is 3.141592653589793238 exactly.")] == []
+
+
 async def test_redacted_before_the_model_and_the_store_and_never_logged(
         make_engine: Build, llm: FakeOpenAI, openai_answerer: Callable[[], OpenAIAnswerer],
         caplog: pytest.LogCaptureFixture) -> None:

@@ -11,6 +11,7 @@ from core.knowledge.base import Passage
 from core.llm.base import AnswerRequest, ChatTurn
 from core.llm.extractive import terms
 from core.replies import Citation
+from core.safety.canary import canary_for
 from core.tenants.models import TenantConfig
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
@@ -109,7 +110,8 @@ def answer_request(tenant: TenantConfig, question: str, passages: Sequence[Passa
         max_output_tokens=llm.max_output_tokens, temperature=llm.temperature,
         timeout_s=llm.timeout_s, max_attempts=llm.max_attempts,
         budget_s=llm.answer_budget_s,
-        prices=(llm.price_input_per_mtok, llm.price_output_per_mtok))
+        prices=(llm.price_input_per_mtok, llm.price_output_per_mtok),
+        canary=canary_for(tenant.id))
 
 
 async def tokens_over_budget(deps: EngineDeps, tenant: TenantConfig, now: datetime

@@ -73,7 +73,9 @@ async def respond(turn: Turn, deps: EngineDeps) -> Stop | None:
     else:
         turn.reply = await run_command(turn, deps)
         turn.outcome = "command"
-    await turn.out.emit(FinalReply(turn.turn_id, turn.reply))
+    receipt = await turn.out.emit(FinalReply(turn.turn_id, turn.reply))
+    if receipt.delivered is not None:  # a stage filtered it: store what was shown
+        turn.reply = receipt.delivered
     return None
 
 

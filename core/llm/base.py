@@ -65,6 +65,8 @@ class AnswerRequest:
     prices: tuple[float | None, float | None] = (None, None)
     tools: tuple[ToolSpec, ...] = ()
     steps: tuple[ToolStep, ...] = ()
+    canary: str = ""
+    """The tenant's canary token, written into the system prompt (``core/safety``)."""
 
 
 @dataclass(frozen=True, slots=True)

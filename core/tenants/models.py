@@ -230,6 +230,10 @@ class Safety(_Section):
     blocked_reply: str = Field(
         "I can't help with that here.", min_length=1, max_length=1000,
         description="the reply to a message with a blocked term or pattern")
+    allowed_link_domains: list[Annotated[str, Field(pattern=r"^[a-z0-9.-]{1,253}$")]] = Field(
+        default_factory=list, max_length=200,
+        description="hosts (and their subdomains) an answer may link to or show images "
+                    "from; links elsewhere lose their address")
     grounded_only: bool = Field(
         False, description="answer only from the tenant's documents: an answer that cites "
                            "no passage is replaced with 'I found no source for that'")

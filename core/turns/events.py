@@ -81,6 +81,9 @@ class Receipt:
     (a Slack ts, a Discord message id), empty when nothing was posted."""
 
     message_id: str = ""
+    delivered: Reply | None = None
+    """Set by a stage that changed a reply on its way (the output filter): the reply the
+    channel got, which is the one to store."""
 
 
 NOTHING = Receipt()
