@@ -44,7 +44,8 @@ async def run_chat(settings: Settings, tenant: str, message: str | None, thread:
     if unknown:
         print(unknown)
         return 2
-    control = None if settings.qdrant_url else local_control.running(settings.data_dir)
+    control = None if settings.qdrant_url else await asyncio.to_thread(
+        local_control.running, settings.data_dir)
     if control is not None:
         return await _converse(TerminalChannel(RemoteEngine(control.url, control.token),
                                                tenant, user=user, thread=thread), message)

@@ -90,7 +90,8 @@ async def run_ingest(settings: Settings, tenant_id: str, kb: str, sources: list[
     if unknown:
         console.print(unknown, highlight=False, markup=False)
         return 2
-    control = None if settings.qdrant_url else local_control.running(settings.data_dir)
+    control = None if settings.qdrant_url else await asyncio.to_thread(
+        local_control.running, settings.data_dir)
     if control is not None:
         return await _through_serve(console, control, tenant_id, kb,
                                     await asyncio.to_thread(_absolute, sources), reindex)

@@ -16,6 +16,7 @@ engine stores is the filtered one (it comes back in the delivery's receipt).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -70,6 +71,8 @@ class _Turn:
     held: str = ""
     streamed: bool = False
     rules: list[str] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)
+    """Each streamed sentence and what was shown for it."""
 
 
 class OutputFilter:
@@ -82,9 +85,8 @@ class OutputFilter:
 
     def check(self, tenant: TenantConfig, sentence: str, rules: list[str]) -> str:
         """One sentence as the channel may show it; the rules it broke go in ``rules``."""
-        prompt = " ".join(tenant.persona.system_prompt.split())
         flat = " ".join(sentence.split())
-        if canary_for(tenant.id) in sentence or _verbatim(flat, prompt):
+        if canary_for(tenant.id) in sentence or _verbatim(flat, tenant.persona.system_prompt):
             rules.append("prompt_leak")
             tail = sentence[len(sentence.rstrip()):]
             return LEAK_NOTICE + (tail or " ")
@@ -120,9 +122,19 @@ class OutputFilter:
                 sentence = redact(sentence, findings)
         return sentence
 
-    def filter_text(self, tenant: TenantConfig, text: str, rules: list[str]) -> str:
+    def filter_text(self, tenant: TenantConfig, text: str, rules: list[str],
+                    seen: dict[str, str] | None = None) -> str:
+        """``seen``: sentences already checked while streaming (the final reply repeats
+        them), so each is checked once."""
         done, rest = sentences(text)
-        return "".join(self.check(tenant, s, rules) for s in [*done, rest] if s)
+        known = seen or {}
+        return "".join(known[s] if s in known else self.check(tenant, s, rules)
+                       for s in [*done, rest] if s)
+
+    def _checked(self, turn: _Turn, sentence: str) -> str:
+        shown = self.check(turn.tenant, sentence, turn.rules)
+        turn.seen[sentence] = shown
+        return shown
 
     async def __call__(self, event: TurnEvent, next_stage: Next) -> Receipt:
         match event:
@@ -140,7 +152,7 @@ class OutputFilter:
                     turn.held = done.pop()
                 if not done:
                     return Receipt()
-                shown = "".join(self.check(turn.tenant, s, turn.rules) for s in done)
+                shown = "".join(self._checked(turn, s) for s in done)
                 return await next_stage(TextDelta(turn_id, shown))
             case ToolCalled(turn_id=turn_id) | ToolReturned(turn_id=turn_id) \
                     if turn_id in self._turns:
@@ -152,10 +164,8 @@ class OutputFilter:
                 if not turn.streamed:  # a command's reply, not a model's text
                     return await next_stage(event)
                 if turn.held:
-                    held, turn.held = turn.held, ""
-                    await next_stage(TextDelta(turn_id, self.check(turn.tenant, held,
-                                                                   turn.rules)))
-                text = self.filter_text(turn.tenant, reply.text, turn.rules)
+                    await self._flush(turn_id, next_stage, turn)
+                text = self.filter_text(turn.tenant, reply.text, turn.rules, turn.seen)
                 for rule in sorted(set(turn.rules)):
                     metrics.SAFETY_EVENTS.labels(turn.tenant.id, "", rule, "filtered").inc()
                 if text == reply.text:
@@ -167,16 +177,27 @@ class OutputFilter:
                 return replace(receipt, delivered=filtered)
         return await next_stage(event)
 
-    async def _flush(self, turn_id: str, next_stage: Next) -> None:
-        turn = self._turns[turn_id]
+    async def _flush(self, turn_id: str, next_stage: Next, turn: _Turn | None = None) -> None:
+        turn = turn or self._turns[turn_id]
         if turn.held:
             held, turn.held = turn.held, ""
-            await next_stage(TextDelta(turn_id, self.check(turn.tenant, held, turn.rules)))
+            await next_stage(TextDelta(turn_id, self._checked(turn, held)))
+
+
+@functools.lru_cache(maxsize=256)
+def _shingles(prompt: str) -> frozenset[str]:
+    """Every ``VERBATIM_CHARS``-long run of a system prompt (whitespace collapsed), built
+    once per prompt: a sentence is then checked in one pass, not against the prompt at
+    every offset."""
+    flat = " ".join(prompt.split())
+    return frozenset(flat[i:i + VERBATIM_CHARS]
+                     for i in range(len(flat) - VERBATIM_CHARS + 1))
 
 
 def _verbatim(text: str, prompt: str) -> bool:
     """Whether ``text`` repeats ``VERBATIM_CHARS`` consecutive characters of ``prompt``."""
-    if len(prompt) < VERBATIM_CHARS or len(text) < VERBATIM_CHARS:
+    if len(text) < VERBATIM_CHARS:
         return False
-    return any(text[i:i + VERBATIM_CHARS] in prompt
-               for i in range(len(text) - VERBATIM_CHARS + 1))
+    runs = _shingles(prompt)
+    return bool(runs) and any(text[i:i + VERBATIM_CHARS] in runs
+                              for i in range(len(text) - VERBATIM_CHARS + 1))
