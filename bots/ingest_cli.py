@@ -88,7 +88,7 @@ async def run_ingest(settings: Settings, tenant_id: str, kb: str, sources: list[
     console = Console()
     unknown = await asyncio.to_thread(unknown_tenant, settings, tenant_id)
     if unknown:
-        console.print(unknown, highlight=False, markup=False)
+        print(unknown)  # one line, as typed: a Console would wrap it at 80 columns
         return 2
     control = None if settings.qdrant_url else await asyncio.to_thread(
         local_control.running, settings.data_dir)
@@ -97,7 +97,7 @@ async def run_ingest(settings: Settings, tenant_id: str, kb: str, sources: list[
                                     await asyncio.to_thread(_absolute, sources), reindex)
     async with open_services(settings) as services:
         if tenant_id not in services.tenants.tenant_ids():
-            console.print(f"No tenant {tenant_id!r} in {settings.tenants_dir}.")
+            print(f"No tenant {tenant_id!r} in {settings.tenants_dir}.")
             return 2
         tenant = services.tenants.get(tenant_id)
         with _bar(console, tenant_id, kb) as (bar, task):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,10 +55,14 @@ def test_chat_refuses_an_unknown_tenant(tmp_path: Path) -> None:
                              "--message", "hi"], env=clean_env(tmp_path), capture_output=True,
                             text=True, cwd=ROOT, timeout=90)
     assert result.returncode == 2 and "No tenant 'nobody'" in result.stdout
+    # a deep tenants folder makes the message longer than a terminal line: it stays one line
+    deep = tmp_path / ("a-long-folder-name-" * 4) / "tenants"
+    shutil.copytree(ROOT / "tenants", deep)
+    env = clean_env(tmp_path) | {"SWITCHBOARD_TENANTS_DIR": str(deep)}
     typo = subprocess.run([sys.executable, "-m", "bots", "ingest", "--tenant", "dmeo", "docs/"],
-                          env=clean_env(tmp_path), capture_output=True, text=True, cwd=ROOT,
-                          timeout=90)
-    assert typo.returncode == 2 and "did you mean `demo`?" in typo.stdout
+                          env=env, capture_output=True, text=True, cwd=ROOT, timeout=90)
+    assert typo.returncode == 2 and "did you mean `demo`?" in typo.stdout, typo.stdout
+    assert typo.stdout.count("\n") == 1, typo.stdout
     assert not (tmp_path / "mongo").exists()  # refused before anything opened
 
 
