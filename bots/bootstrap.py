@@ -22,6 +22,7 @@ from adapters.source_page import SourceLinks
 from adapters.widget.identity import load_key
 from bots.embedded_mongo import EmbeddedMongo
 from bots.settings import Settings
+from core.commands.audit import AuditLog
 from core.commands.builtins import builtin_commands
 from core.engine import Engine, EngineDeps, EngineSettings
 from core.intake.journal import FileTurnJournal, JournalEntry, MemoryTurnJournal, TurnJournal
@@ -32,6 +33,7 @@ from core.knowledge.index import QdrantIndex
 from core.knowledge.service import KnowledgeService
 from core.llm.base import Answerer
 from core.llm.extractive import ExtractiveAnswerer
+from core.llm.moderation import Moderator, OpenAIModerator
 from core.llm.openai_chat import OpenAIAnswerer
 from core.safety.output_filter import OutputFilter
 from core.sessions.cached import CachedSessionStore
@@ -59,6 +61,13 @@ the channel's delivery (``core/turns/chain.py``)."""
 log = logging.getLogger("switchboard.bootstrap")
 
 Check = Callable[[], Awaitable[None]]
+
+
+def outbound_chain(tenants: TenantRegistry, audit: AuditLog,
+                   moderator: Moderator | None) -> OutboundChain:
+    """The chain every process's turns go out through (the red-team suite runs it too)."""
+    return OutboundChain((*OUTBOUND_STAGES, OutputFilter(tenants.for_message, audit,
+                                                         moderator)))
 
 
 @dataclass(slots=True)
@@ -171,6 +180,15 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
         stack.push_async_callback(knowledge.close)
         answerer = choose_answerer(settings, knowledge.embedders)
         stack.push_async_callback(answerer.close)
+        moderator: Moderator | None = None
+        if settings.openai_api_key:
+            moderator = OpenAIModerator(settings.openai_api_key, settings.openai_base_url or None)
+            stack.push_async_callback(moderator.close)
+        else:
+            wanting = [t for t in report.loaded if tenants.get(t).safety.moderation]
+            if wanting:
+                log.warning("[safety] moderation is on for %s but OPENAI_API_KEY is unset: "
+                            "no provider moderation runs", ", ".join(sorted(wanting)))
         retriever: Retriever = knowledge.retriever
 
         usage = UsageLedger(MongoUsageStore(mongo.db), state)
@@ -191,7 +209,8 @@ async def open_services(settings: Settings, *, watch_tenants: bool = False,
             settings=engine_settings or EngineSettings(), answer_cache=knowledge.answers,
             knowledge=knowledge, feedback=MongoFeedbackStore(mongo.db),
             journal=turn_journal,
-            outbound=OutboundChain((*OUTBOUND_STAGES, OutputFilter(tenants.for_message))),
+            outbound=outbound_chain(tenants, audit, moderator),
+            moderator=moderator,
             source_link=await _source_link(settings)))
         services = Services(
             settings=settings, engine=engine, tenants=tenants, mongo=mongo,

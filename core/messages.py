@@ -68,6 +68,16 @@ class CommandCall:
     name: str
     args: Mapping[str, object] = field(default_factory=dict)
 
+    @classmethod
+    def confirmation(cls, action_id: str, confirmed: bool) -> CommandCall:
+        """A Confirm (or Cancel) click on a tool call the model proposed; ``action_id``
+        is the button's value (``core/engine/confirmations.py``)."""
+        return cls(CONFIRM, {"id": action_id, "decision": "yes" if confirmed else "no"})
+
+
+CONFIRM = "confirm_action"
+"""The command a confirmation click carries."""
+
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:

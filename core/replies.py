@@ -59,6 +59,11 @@ class Reply:
     """The agent loop ran out of budget: the best answer so far, marked as such."""
 
 
+CONFIRM_YES, CONFIRM_NO = "confirm_yes", "confirm_no"
+"""The action ids of the two buttons under a tool call that waits for the user; their
+value is the parked call's id."""
+
+
 def feedback_actions(turn_id: str) -> tuple[Action, ...]:
     """The thumbs every answer carries, keyed to the turn they rate."""
     return (

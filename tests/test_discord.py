@@ -69,7 +69,7 @@ async def bot(fakes: tuple[FakeDiscord, FakeOpenAI, str], mongo_uri: str,
     (tenants / "globex.toml").write_text(
         'id = "globex"\nname = "Globex"\n[persona]\nsystem_prompt = "You are GLOBEX-BOT."\n'
         f'[discord]\nguild_ids = ["{GLOBEX_GUILD}"]\nchannel_ids = ["{GLOBEX_CHANNEL}"]\n'
-        'open_threads = false\n')
+        'open_threads = false\n[tools]\nallow = ["search_knowledge", "forget"]\n')
     split = urlsplit(mongo_uri)
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_TENANTS_DIR": str(tenants),
            "SWITCHBOARD_DATA_DIR": str(home / "var"), "HF_HUB_OFFLINE": "1",
@@ -333,6 +333,37 @@ async def test_a_feedback_button_from_before_a_restart_still_works(
     [answer] = await wait_for(lambda: ready.of("POST", f"/interactions/{click['id']}/"))
     assert answer.body["data"]["content"] == "Thanks for the feedback!"
     assert answer.body["data"]["flags"] & 64
+
+
+async def test_a_change_the_model_proposes_waits_for_the_confirm_button(
+        ready: FakeDiscord, fakes: tuple[FakeDiscord, FakeOpenAI, str]) -> None:
+    llm = fakes[1]
+
+    def obey(body: dict[str, Any], step: int) -> Plan | None:
+        if "planted forget" not in json.dumps(body["messages"]):
+            return None
+        return Plan(calls=[("forget", {"scope": "me"})]) if step == 1 else \
+            Plan("I have asked you to confirm forgetting what you said.")
+    llm.script = obey
+    try:
+        question = ready.message_event(GLOBEX_GUILD, GLOBEX_CHANNEL, ALICE, "planted forget")
+        await ready.dispatch("MESSAGE_CREATE", question)
+        [reply] = await wait_for(lambda: [m for m in final_texts(ready, GLOBEX_CHANNEL)
+                                          if "Needs your confirmation" in m["content"]
+                                          and m["components"]])
+        confirm = next(b["custom_id"] for row in reply["components"] for b in row["components"]
+                       if b["custom_id"].startswith("sb:cf:yes:"))
+        assert any(b["custom_id"].startswith("sb:cf:no:") for row in reply["components"]
+                   for b in row["components"])
+        for who, expected in ((BOB, "Only the person"), (ALICE, "Done: Forgetting messages")):
+            click = ready.interaction_event(GLOBEX_GUILD, GLOBEX_CHANNEL, who, "")
+            click.update(type=3, data={"custom_id": confirm, "component_type": 2},
+                         message={**reply, "author": ready.messages[reply["id"]]["author"]})
+            await ready.dispatch("INTERACTION_CREATE", click)
+            await wait_for(lambda expected=expected: [
+                m for m in final_texts(ready, GLOBEX_CHANNEL) if expected in m["content"]])
+    finally:
+        llm.script = None
 
 
 async def test_an_answer_interrupted_by_a_crash_is_posted_after_the_restart(

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
@@ -45,7 +45,7 @@ PAGE = "http://shop.example"
 """The browser test's page: plain http, as the widget script is served over http here."""
 SECRET = "slack-signing-secret-for-tool-tests"
 TOOLS = {"allow": ["search_knowledge", "summarize_thread", "calculator", "extract_entities",
-                   "ingest_url", "flaky"], "max_steps": 3}
+                   "ingest_url", "flaky", "forget"], "max_steps": 3}
 SHOP = tenant("shop", tools=TOOLS, knowledge={"chunk_tokens": 120, "chunk_overlap": 20})
 
 
@@ -273,6 +273,20 @@ def _signed(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
                  "X-Slack-Signature": f"v0={digest.hexdigest()}"}
 
 
+async def _slack_final(slack: FakeSlack, ts: str, text: str, wait_s: float = 30) -> Any:
+    """The newest message in the thread of ``ts`` whose text contains ``text``."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        ours = {m["ts"] for m in slack.threads.get(("C0GENERAL", ts), [])}
+        found = [c for c in slack.calls if c.method in ("chat.postMessage", "chat.update")
+                 and (c.payload.get("thread_ts") == ts or c.payload.get("ts") in ours)
+                 and text in str(c.payload.get("text", ""))]
+        if found:
+            return found[-1].payload
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {text!r} in the Slack thread")
+
+
 async def _slack_turn(base: str, slack: FakeSlack, ts: str, text: str) -> list[Any]:
     body = {"type": "event_callback", "team_id": "T0SHOP", "event_id": f"Ev{ts}",
             "event": {"type": "app_mention", "user": "U0ALICE", "text": f"<@U0BOT> {text}",
@@ -324,6 +338,67 @@ async def test_slack_refuses_an_admin_tool_for_an_ordinary_user(
     assert step_of(scripted.requests[-1]) == 2
 
 
+def _forget_when_told(body: dict[str, Any]) -> Plan:
+    return Plan(calls=[("forget", {"scope": "me"})])
+
+
+async def test_slack_a_proposed_change_runs_only_after_its_confirm_button(
+        served: str, fake_slack: FakeSlack, scripted: FakeOpenAI) -> None:
+    scripted.script = by_step(_forget_when_told, Plan("You can confirm it below."))
+    ts = "1764000000.000300"
+    await _slack_turn(served, fake_slack, ts, "please summarise the shipping page")
+    final = await _slack_final(fake_slack, ts, "Needs your confirmation")
+    blocks = final["blocks"] if isinstance(final["blocks"], list) else json.loads(
+        final["blocks"])
+    buttons = {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions"
+               for e in b["elements"]}
+    assert buttons["confirm_yes"] == buttons["confirm_no"]
+    click = {"type": "block_actions", "team": {"id": "T0SHOP"}, "user": {"id": "U0ALICE"},
+             "channel": {"id": "C0GENERAL"}, "api_app_id": "A0SWITCH",
+             "message": {"ts": final.get("ts", ts), "thread_ts": ts},
+             "actions": [{"action_id": "confirm_yes", "value": buttons["confirm_yes"],
+                          "type": "button", "action_ts": "9.1", "block_id": "b"}]}
+    form = urlencode({"payload": json.dumps(click)}).encode()
+    stamp = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{stamp}:".encode() + form, hashlib.sha256)
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{served}/slack/events", data=form, headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": f"v0={digest.hexdigest()}"}) as r:
+        assert r.status == 200
+    done = await _slack_final(fake_slack, ts, "Done: Forgetting messages")
+    assert "I forgot everything you said" in done["text"]
+
+
+async def test_the_widget_asks_before_a_change_and_a_cancel_changes_nothing(
+        served: str, scripted: FakeOpenAI) -> None:
+    scripted.script = by_step(_forget_when_told, Plan("You can confirm it below."))
+    async with aiohttp.ClientSession() as http:
+        tab = Client(served, http, key="pk_shop_tools")
+        await tab.connect()
+        asked = await tab.say("please what is the shipping policy?")
+        reply = (await tab.events("reply", asked, wait_s=30))[-1]
+        assert "Needs your confirmation" in reply["text"]
+        assert reply["confirm"]["label"] == "Confirm"
+        assert reply["tools"] == [{"tool": "forget", "outcome": "confirm",
+                                   "summary": "waiting for your confirmation"}]
+        assert tab.ws is not None
+        forged = uuid.uuid4().hex[:12]
+        await tab.ws.send_json({"type": "confirm", "id": "not-a-real-id-123", "decision": "yes",
+                                "client_id": forged})
+        assert "expired" in (await tab.events("reply", forged))[-1]["text"]
+        cancel = uuid.uuid4().hex[:12]
+        await tab.ws.send_json({"type": "confirm", "id": reply["confirm"]["id"],
+                                "decision": "no", "client_id": cancel})
+        cancelled = (await tab.events("reply", cancel))[-1]
+        assert cancelled["text"].startswith("Cancelled — I did not do it: Forgetting messages")
+        await tab.ws.send_json({"type": "confirm", "id": "bad id!", "decision": "yes",
+                                "client_id": uuid.uuid4().hex[:12]})
+        error = (await tab.events("error"))[-1]
+        assert error["type"] == "error"  # an invalid frame gets a clear error, not silence
+
+
 # -- the widget in a real browser: a chip per tool call -------------------------------
 
 async def test_the_widget_shows_a_chip_per_tool_call_in_chromium(
@@ -362,4 +437,15 @@ async def test_the_widget_shows_a_chip_per_tool_call_in_chromium(
         await page.reload()
         await page.locator(".launcher").click()
         await expect(page.locator(".msg.bot").last).to_contain_text("That makes 57")
+        # a change the model proposes shows Confirm and Cancel; Cancel is asked as data
+        scripted.script = by_step(_forget_when_told, Plan("You can confirm it below."))
+        await page.locator("#sb-input").fill("please tell me about shipping")
+        await page.keyboard.press("Enter")
+        await expect(page.locator(".msg.bot").last).to_contain_text("Needs your confirmation",
+                                                                   timeout=20000)
+        proposal = page.locator(".msg.bot").nth(await page.locator(".msg.bot").count() - 1)
+        await proposal.locator(".row.confirm button", has_text="Cancel").click()
+        await expect(page.locator(".msg.bot").last).to_contain_text(
+            "Cancelled — I did not do it", timeout=20000)
+        assert await proposal.locator(".row.confirm button[disabled]").count() == 2
         await browser.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -27,9 +28,9 @@ from adapters.discord.commands import (
     interaction_text,
 )
 from adapters.discord.delivery import ChannelDelivery, InteractionDelivery
-from adapters.discord.render import FEEDBACK_PREFIX, FOLLOW_UP_PREFIX
+from adapters.discord.render import CONFIRM_PREFIX, FEEDBACK_PREFIX, FOLLOW_UP_PREFIX
 from core.engine import Engine, Rating, UnknownTenant
-from core.messages import Author, Binding, InboundMessage
+from core.messages import Author, Binding, CommandCall, InboundMessage
 from core.tenants.models import TenantConfig
 from observability.metrics import PLATFORM_RATE_LIMITED
 
@@ -299,6 +300,15 @@ class DiscordAdapter:
             await interaction.response.send_message(
                 "Thanks for the feedback!" if stored else
                 "Sorry — I couldn't find that answer to record your feedback.", ephemeral=True)
+        elif custom_id.startswith(CONFIRM_PREFIX) and isinstance(channel,
+                                                                  discord.abc.Messageable):
+            decision, _, action_id = custom_id.removeprefix(CONFIRM_PREFIX).partition(":")
+            await interaction.response.defer()
+            yes = decision == "yes"
+            await self._deliver(replace(base, text="Confirm" if yes else "Cancel",
+                                        command=CommandCall.confirmation(action_id, yes)),
+                                ChannelDelivery(channel, min_interval_s=self._interval,
+                                                bot=self.bot_key))
         elif custom_id.startswith(FOLLOW_UP_PREFIX) and isinstance(channel,
                                                                     discord.abc.Messageable):
             question = _button_label(interaction, custom_id)

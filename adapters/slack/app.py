@@ -148,7 +148,8 @@ class SlackAdapter:
                        client=web_client(None, self._api_url), process_before_response=False,
                        user_facing_authorize_error_message=UNBOUND_WORKSPACE,
                        logger=logging.getLogger("switchboard.slack.bolt"))
-        app.action(re.compile(r"^(feedback_up|feedback_down|follow_up_\d+)$"))(on_action)
+        app.action(re.compile(
+            r"^(feedback_up|feedback_down|follow_up_\d+|confirm_yes|confirm_no)$"))(on_action)
         app.event("app_mention")(on_message)
         app.event("message")(on_message)
         app.shortcut("ask_switchboard")(on_shortcut)

@@ -232,9 +232,11 @@ class SlackThreadDelivery:
                     "event_payload": {"delivery": self._delivery, "part": part}}
         for attempt in range(1, POST_ATTEMPTS + 1):
             try:
+                # No previews: Slack fetching a link an answer carries is how data would
+                # leave through a URL (the output filter keeps only harmless ones).
                 response = await self._client.chat_postMessage(
                     channel=self._channel, thread_ts=self._thread, text=text, blocks=blocks,
-                    metadata=metadata)
+                    metadata=metadata, unfurl_links=False, unfurl_media=False)
                 return str(response["ts"])
             except (TimeoutError, SlackApiError, aiohttp.ClientError, ConnectionError) as exc:
                 if not _transient(exc) or attempt == POST_ATTEMPTS:

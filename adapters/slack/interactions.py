@@ -5,6 +5,7 @@ under an answer. Each becomes an ``InboundMessage`` for the tenant ``authorize``
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -18,7 +19,7 @@ from adapters.slack.payloads import BlockActions, MessageShortcut, SlashCommand
 from adapters.slack.render import render
 from core.engine import Engine, Rating
 from core.messages import Attachment, Author, CommandCall, InboundMessage
-from core.replies import Reply
+from core.replies import CONFIRM_NO, CONFIRM_YES, Reply
 from core.turns.events import NOTHING, FinalReply, Receipt, TurnEvent, TurnFailed
 
 log = logging.getLogger("switchboard.slack")
@@ -105,7 +106,8 @@ class SlackInteractions:
     async def on_action(self, body: BlockActions, client: AsyncWebClient,
                         authority: SlackAuthority) -> None:
         """A button under an answer: feedback is stored against its turn; a follow-up
-        suggestion is asked in the same thread as if the user had typed it."""
+        suggestion is asked in the same thread as if the user had typed it; Confirm or
+        Cancel answers a tool call the model proposed, as data (``CommandCall``)."""
         actions = body.get("actions") or []
         if not actions:
             return
@@ -123,6 +125,14 @@ class SlackInteractions:
             text=str(action.get("value", "")),
             platform_message_id=f"action:{action.get('action_ts', '')}")
         action_id = str(action.get("action_id", ""))
+        if action_id in (CONFIRM_YES, CONFIRM_NO):
+            yes = action_id == CONFIRM_YES
+            message = replace(message, text="Confirm" if yes else "Cancel",
+                              author=Author(user, roles=await workspace_roles(client, user)),
+                              command=CommandCall.confirmation(message.text, yes))
+            await self._engine.handle(message, thread_delivery(client, authority, channel,
+                                                               thread_ts, user))
+            return
         if action_id.startswith("follow_up_"):
             await self._engine.handle(message, thread_delivery(client, authority, channel,
                                                                thread_ts, user))

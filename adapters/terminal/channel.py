@@ -4,7 +4,8 @@ An ordinary adapter: it builds inbound messages (channel ``terminal``, the tenan
 binding, the thread name as conversation key) and renders replies — deltas as they
 stream, then citations and follow-ups: as Markdown (``rich``) for a person at a
 terminal, as plain text when the output is a pipe or a file. The person at the terminal
-is the operator.
+is the operator. A change the model proposed (a tool call waiting for confirmation) is
+asked about at the prompt in an interactive session; the answer goes back as data.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TextIO
 
 from rich.console import Console
@@ -20,8 +22,8 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from core.engine import Engine
-from core.messages import Author, Binding, InboundMessage
-from core.replies import Reply
+from core.messages import Author, Binding, CommandCall, InboundMessage
+from core.replies import CONFIRM_YES, Reply
 from core.turns.chain import Delivery
 from core.turns.events import (
     NOTHING,
@@ -39,6 +41,11 @@ OPERATOR = "operator"
 Any other ``--user`` is an ordinary user unless listed in the tenant's ``admins.terminal``."""
 
 
+def confirm_id(reply: Reply) -> str:
+    """The id of the tool call this reply asks the user to confirm, or ""."""
+    return next((a.value for a in reply.actions if a.id == CONFIRM_YES), "")
+
+
 class TerminalDelivery:
     """Text as it streams, a line per tool call, then sources and follow-ups."""
 
@@ -47,6 +54,7 @@ class TerminalDelivery:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._streamed = ""
+        self.confirm = ""
 
     async def deliver(self, event: TurnEvent) -> Receipt:
         match event:
@@ -59,6 +67,7 @@ class TerminalDelivery:
             case ToolReturned(outcome=outcome, summary=summary):
                 self._write(f"{outcome}{f': {summary}' if summary else ''}\n")
             case FinalReply(reply=reply) | TurnFailed(reply=reply):
+                self.confirm = confirm_id(reply)
                 self._finish(reply)
         return NOTHING
 
@@ -89,6 +98,7 @@ class RichDelivery:
         self._console = console
         self._streamed = ""
         self._live: Live | None = None
+        self.confirm = ""
 
     async def deliver(self, event: TurnEvent) -> Receipt:
         match event:
@@ -107,6 +117,7 @@ class RichDelivery:
                                     style="dim", markup=False)
             case FinalReply(reply=reply) | TurnFailed(reply=reply):
                 self._stop()
+                self.confirm = confirm_id(reply)
                 self._console.print(Markdown(reply.text))
                 for c in reply.citations:
                     target = c.url or c.source
@@ -124,15 +135,16 @@ class RichDelivery:
         self._streamed = ""
 
 
-def terminal_message(tenant: str, thread: str, user: str, text: str, message_id: str
-                     ) -> InboundMessage:
-    """A line typed at the terminal as the engine's inbound message. The operator (the
-    default user) has the operator role; any other ``--user`` is an ordinary user."""
+def terminal_message(tenant: str, thread: str, user: str, text: str, message_id: str,
+                     command: CommandCall | None = None) -> InboundMessage:
+    """A line typed at the terminal (or an answer at its prompt, ``command``) as the
+    engine's inbound message. The operator (the default user) has the operator role;
+    any other ``--user`` is an ordinary user."""
     roles = frozenset({"operator"}) if user == OPERATOR else frozenset()
     return InboundMessage(
         binding=Binding("terminal", tenant), tenant_id=tenant, thread=thread,
         author=Author(user, display_name=user, roles=roles), text=text,
-        platform_message_id=message_id)
+        platform_message_id=message_id, command=command)
 
 
 class TurnRunner(Protocol):
@@ -140,7 +152,7 @@ class TurnRunner(Protocol):
     interface (``remote.py``)."""
 
     async def handle(self, tenant: str, thread: str, user: str, text: str, message_id: str,
-                     delivery: Delivery) -> str: ...
+                     delivery: Delivery, command: CommandCall | None = None) -> str: ...
 
 
 class LocalRunner:
@@ -148,8 +160,8 @@ class LocalRunner:
         self._engine = engine
 
     async def handle(self, tenant: str, thread: str, user: str, text: str, message_id: str,
-                     delivery: Delivery) -> str:
-        message = terminal_message(tenant, thread, user, text, message_id)
+                     delivery: Delivery, command: CommandCall | None = None) -> str:
+        message = terminal_message(tenant, thread, user, text, message_id, command)
         return (await self._engine.handle(message, delivery)).outcome
 
 
@@ -162,21 +174,35 @@ class TerminalChannel:
         self._thread = thread
         self._out = out
         self._console = Console(file=out) if out.isatty() else None
+        self.ask: Callable[[str], Awaitable[str]] | None = None
+        """Asks the person a question (interactive sessions); None: nothing is asked
+        and a proposed change stays unconfirmed."""
 
-    async def send(self, text: str) -> str:
+    async def send(self, text: str, command: CommandCall | None = None) -> str:
         delivery: TerminalDelivery | RichDelivery = (
             RichDelivery(self._console) if self._console is not None
             else TerminalDelivery(self._out))
         outcome = await self._runner.handle(self._tenant, self._thread, self._user, text,
-                                            uuid.uuid4().hex, delivery)
+                                            uuid.uuid4().hex, delivery, command)
         if outcome == "unknown_tenant":
             self._out.write(f"No tenant {self._tenant!r} is loaded. "
                             "Run `switchboard tenants check`.\n")
+        if delivery.confirm and self.ask is not None:
+            try:
+                answer = await self.ask("Confirm this change? [y/N] ")
+            except EOFError:
+                answer = ""
+            yes = answer.strip().lower() in ("y", "yes")
+            self._out.write("bot> ")
+            return await self.send("Confirm" if yes else "Cancel",
+                                   CommandCall.confirmation(delivery.confirm, yes))
         return outcome
 
     async def interactive(self) -> None:
         self._out.write(f"Chatting with tenant {self._tenant!r} in thread {self._thread!r}. "
                         "Type /help for commands, Ctrl-D to leave.\n")
+        if self.ask is None:
+            self.ask = lambda question: asyncio.to_thread(input, question)
         while True:
             try:
                 line = await asyncio.to_thread(input, "you> ")

@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from adapters.http_input import bearer_token, header_bytes, read_json_object
 from adapters.terminal.channel import OPERATOR, terminal_message
 from core.engine import Engine, IngestOutcome, KnowledgeUnavailable, UnknownTenant
-from core.replies import Citation, Reply
+from core.messages import CONFIRM, CommandCall
+from core.replies import Action, Citation, Reply
 from core.turns.chain import Delivery
 from core.turns.events import (
     NOTHING,
@@ -56,6 +57,9 @@ class ChatRequest(_Body):
     thread: str = Field("terminal", pattern=NAME)
     user: str = Field(OPERATOR, pattern=NAME)
     message_id: str = Field(pattern=NAME)
+    confirm: str = Field("", pattern=r"^([A-Za-z0-9_-]{8,64})?$",
+                         description="answering a proposed change: its id")
+    confirmed: bool = False
 
 
 class IngestRequest(_Body):
@@ -67,6 +71,8 @@ class IngestRequest(_Body):
 
 def _reply_json(reply: Reply) -> dict[str, Any]:
     return {"text": reply.text, "kind": reply.kind, "follow_ups": list(reply.follow_ups),
+            "actions": [{"id": a.id, "label": a.label, "value": a.value}
+                        for a in reply.actions],
             "citations": [{"number": c.number, "title": c.title, "source": c.source,
                            "url": c.url, "snippet": c.snippet} for c in reply.citations]}
 
@@ -74,6 +80,8 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
 def reply_from_json(data: dict[str, Any]) -> Reply:
     return Reply(str(data["text"]), kind=data.get("kind", "answer"),
                  follow_ups=tuple(data.get("follow_ups") or ()),
+                 actions=tuple(Action(str(a["id"]), str(a["label"]), str(a["value"]))
+                               for a in data.get("actions") or ()),
                  citations=tuple(Citation(number=int(c["number"]), title=c["title"],
                                           source=c["source"], url=c["url"],
                                           snippet=c["snippet"])
@@ -143,7 +151,8 @@ class LocalInterface:
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         message = terminal_message(body.tenant, body.thread, body.user, body.text,
-                                   body.message_id)
+                                   body.message_id, CommandCall.confirmation(
+                                       body.confirm, body.confirmed) if body.confirm else None)
         result = await self._engine().handle(message, LineDelivery(response))
         await response.write(json.dumps({"type": "done", "outcome": result.outcome}).encode()
                              + b"\n")
@@ -216,12 +225,15 @@ class RemoteEngine:
                 yield line
 
     async def handle(self, tenant: str, thread: str, user: str, text: str, message_id: str,
-                     delivery: Delivery) -> str:
-        """One turn through ``serve``, its events replayed into ``delivery``."""
+                     delivery: Delivery, command: CommandCall | None = None) -> str:
+        """One turn through ``serve``, its events replayed into ``delivery``. The only
+        command a terminal sends as data is the answer to a proposed change."""
         outcome = "error"
+        confirm = command.args if command is not None and command.name == CONFIRM else {}
         async for line in self._post("/local/v1/chat", {
                 "tenant": tenant, "thread": thread, "user": user, "text": text,
-                "message_id": message_id}):
+                "message_id": message_id, "confirm": str(confirm.get("id", "")),
+                "confirmed": confirm.get("decision") == "yes"}):
             kind = line.get("type")
             if kind == "delta":
                 await delivery.deliver(TextDelta("", str(line["text"])))

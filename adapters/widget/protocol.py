@@ -36,12 +36,23 @@ class SendFeedback(_Frame):
     rating: Literal["up", "down"]
 
 
+class SendConfirm(_Frame):
+    """A click on Confirm or Cancel under a tool call the model proposed."""
+
+    type: Literal["confirm"]
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the button's value")
+    decision: Literal["yes", "no"]
+    client_id: str = Field(pattern=r"^[A-Za-z0-9_-]{6,64}$")
+
+
 class Ping(_Frame):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[Hello | SendMessage | SendFeedback | Ping, Field(discriminator="type")]
-CLIENT_FRAME: TypeAdapter[Hello | SendMessage | SendFeedback | Ping] = TypeAdapter(ClientFrame)
+ClientFrame = Annotated[Hello | SendMessage | SendFeedback | SendConfirm | Ping,
+                        Field(discriminator="type")]
+CLIENT_FRAME: TypeAdapter[Hello | SendMessage | SendFeedback | SendConfirm | Ping] = \
+    TypeAdapter(ClientFrame)
 
 
 class SessionRequest(_Frame):
@@ -58,7 +69,7 @@ class PostedFrame(_Frame):
 
     key: str = Field(max_length=80)
     token: str = Field(max_length=512)
-    frame: Annotated[SendMessage | SendFeedback, Field(discriminator="type")]
+    frame: Annotated[SendMessage | SendFeedback | SendConfirm, Field(discriminator="type")]
 
 
 # -- what the server sends to the browser (every frame also carries its ``seq``) --------
@@ -112,6 +123,9 @@ class ReplyFrame(TypedDict):
     follow_ups: list[str]
     tools: list[dict[str, str]]
     partial: bool
+    confirm: dict[str, str] | None
+    """A tool call waiting for the user: ``{"id", "label"}``; the widget shows Confirm
+    and Cancel and sends a ``confirm`` frame with the id."""
 
 
 ServerFrame = TypingFrame | DeltaFrame | ToolFrame | ReplyFrame

@@ -31,6 +31,7 @@ from adapters.widget.protocol import (
     DeltaFrame,
     Ping,
     ReplyFrame,
+    SendConfirm,
     SendFeedback,
     SendMessage,
     ServerFrame,
@@ -38,8 +39,8 @@ from adapters.widget.protocol import (
     TypingFrame,
 )
 from core.engine import Engine, UnknownTenant
-from core.messages import Author, Binding, InboundMessage
-from core.replies import Reply
+from core.messages import Author, Binding, CommandCall, InboundMessage
+from core.replies import CONFIRM_YES, Reply
 from core.tenants.models import TenantConfig
 from core.turns.events import (
     NOTHING,
@@ -145,7 +146,9 @@ def reply_frame(client_id: str, reply: Reply,
         follow_ups=list(reply.follow_ups),
         tools=[{"tool": t.tool, "outcome": t.outcome, "summary": t.summary}
                for t in reply.tools],
-        partial=reply.partial)
+        partial=reply.partial,
+        confirm=next(({"id": a.value, "label": a.label} for a in reply.actions
+                      if a.id == CONFIRM_YES), None))
 
 
 class WidgetAdapter:
@@ -266,7 +269,8 @@ class WidgetAdapter:
     # -- what visitors send ------------------------------------------------------------
 
     async def accept(self, tenant: TenantConfig, identity: Identity,
-                     frame: SendMessage | SendFeedback | Ping, ip: str) -> Event | None:
+                     frame: SendMessage | SendFeedback | SendConfirm | Ping, ip: str
+                     ) -> Event | None:
         """Run one frame; returns an event for this connection only (errors), if any."""
         if isinstance(frame, Ping):
             return {"type": "pong"}
@@ -282,7 +286,12 @@ class WidgetAdapter:
                 "type": "feedback", "turn_id": frame.turn_id, "rating": frame.rating,
                 "stored": stored})
             return None
-        if len(frame.text) > tenant.widget.max_message_chars:
+        if isinstance(frame, SendConfirm):
+            yes = frame.decision == "yes"
+            text, call = ("Confirm" if yes else "Cancel"), CommandCall.confirmation(frame.id, yes)
+        else:
+            text, call = frame.text.strip(), None
+        if len(text) > tenant.widget.max_message_chars:
             return {"type": "error", "code": "too_long", "client_id": frame.client_id,
                     "message": f"Messages are limited to {tenant.widget.max_message_chars} "
                                "characters."}
@@ -295,7 +304,7 @@ class WidgetAdapter:
                                f"{max(1, round(decision.retry_after_s))} s."}
         if not await self.streams.first_accept(tenant.id, subject, frame.client_id):
             return None  # a resend after a reconnect: already accepted once
-        inbound = replace(message, text=frame.text.strip(),
+        inbound = replace(message, text=text, command=call,
                           platform_message_id=f"widget:{frame.client_id}")
         await self.streams.begin_turn(tenant.id, subject, frame.client_id)
         await self.streams.publish(tenant.id, subject, {

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-Outcome = Literal["ok", "refused", "usage", "error"]
+Outcome = Literal["ok", "refused", "usage", "error", "proposed", "cancelled"]
+"""``proposed``: a side-effecting tool call parked for the user's confirmation;
+``cancelled``: the user said no."""
 
 
 @dataclass(frozen=True, slots=True)

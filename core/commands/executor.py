@@ -112,14 +112,25 @@ class CommandExecutor:
             return Execution("error", command, message=FAILED)
         return Execution("ok", command, result)
 
+    async def audit(self, caller: Caller, command: str, args: Mapping[str, object],
+                    outcome: Outcome) -> None:
+        """Audit what happened to a call that did not run here (proposed, cancelled)."""
+        await self._write(caller, command, hash_args(json.dumps(dict(args), sort_keys=True,
+                                                                default=str)), outcome, 0.0)
+
     async def _record(self, caller: Caller, command: str, digest: str,
                       execution: Execution) -> None:
+        await self._write(caller, command, digest, _AUDITED[execution.status],
+                          execution.duration_ms)
+
+    async def _write(self, caller: Caller, command: str, digest: str, outcome: Outcome,
+                     duration_ms: float) -> None:
         try:
             await self._audit.record(AuditRecord(
                 tenant=caller.tenant.id, channel=caller.message.channel,
                 user_id=caller.message.author.id, command=command, args_sha256=digest,
-                outcome=_AUDITED[execution.status], at=datetime.now(UTC),
+                outcome=outcome, at=datetime.now(UTC),
                 request_id=caller.message.request_id, via=caller.via,
-                duration_ms=execution.duration_ms))
+                duration_ms=duration_ms))
         except Exception:
             log.exception("the audit record could not be written")

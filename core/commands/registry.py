@@ -54,6 +54,12 @@ class Command:
     surface: Surface = "both"
     label: str = ""
     """What the user sees while the model runs it ("Searching the knowledge base")."""
+    writes: bool = False
+    """It changes something (documents, conversations, settings): called by the model,
+    it runs only once the user confirms (``core/engine/confirmations.py``)."""
+    verbs: tuple[str, ...] = ()
+    """Words that, with every argument value, mark a user's message as asking for this
+    very call, so it needs no extra confirmation."""
 
     def usage(self) -> str:
         parts = []

@@ -99,9 +99,13 @@ class TenantKnowledge:
     async def documents(self) -> list[DocumentRecord]:
         return await self._service().catalog.list(self._tenant.id)
 
-    async def ingest_urls(self, urls: list[str]) -> IngestReport:
+    async def ingest_urls(self, urls: list[str], *, allow_private: bool | None = None
+                          ) -> IngestReport:
+        """``allow_private``: None follows the tenant's ``knowledge.allow_private_urls``;
+        False refuses private addresses whatever it says (tools)."""
         service = self._service()
-        return await service.ingestor.ingest(self._tenant, urls, service.root)
+        return await service.ingestor.ingest(self._tenant, urls, service.root,
+                                             allow_private=allow_private)
 
     async def ingest_files(self, documents: AsyncIterator[SourceDocument | SourceFailure]
                            ) -> IngestReport:

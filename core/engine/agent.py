@@ -10,7 +10,10 @@ ends the turn. Passages ``search_knowledge`` finds are numbered after the prompt
 the answer's ``[n]`` citations of them become the reply's sources.
 
 Bounds, per tenant (``[tools]``): steps, calls per step, one time budget for the whole
-loop, tokens per turn. When one runs out the loop stops and the user gets the best
+loop, tokens per turn. A tool that changes something (``Command.writes``) runs only if
+the user's own message asked for exactly that call; otherwise it is parked for the
+user to confirm with a button (``confirmations.py``) and the model is told so. When one
+bound runs out the loop stops and the user gets the best
 answer so far — the text written so far, or what the tools found — marked as such.
 Text streams as it is written, across steps; each call shows in the channel as
 ``ToolCalled``/``ToolReturned``. The decision trace (steps, calls, outcomes, sizes and
@@ -31,6 +34,7 @@ from typing import Any
 from core.commands.audit import hash_args
 from core.commands.executor import Caller, CommandExecutor, Execution
 from core.commands.registry import Command
+from core.engine.confirmations import Confirmations, PendingAction, asked_for
 from core.knowledge.base import Passage
 from core.llm.base import (
     Answer,
@@ -66,6 +70,9 @@ class Toolbox:
     offered: Sequence[Command]
     emit: EmitTool
     turn_id: str = ""
+    confirmations: Confirmations | None = None
+    """Where side-effecting calls wait for the user; None runs none of them."""
+    parked: list[PendingAction] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -193,7 +200,10 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
         if unreadable:
             outcome, content, summary = "invalid", \
                 f"error: arguments are not JSON ({unreadable})", "invalid arguments"
-        if isinstance(args, dict):
+        if isinstance(args, dict) and command is not None and command.writes and \
+                not asked_for(box.caller.message.text, command, args):
+            outcome, content, summary = await _park(box, command, args)
+        elif isinstance(args, dict):
             done = await box.executor.invoke(call.name, args,
                                              replace(box.caller, via="tool"))
             outcome, content, summary = _result(done, found)
@@ -210,6 +220,21 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
     record = {"tool": call.name[:64], "outcome": outcome, "ms": took,
               "args_sha256": hash_args(call.arguments or ""), "result_chars": len(content)}
     return content, ToolUse(call.name[:64], outcome, summary), record
+
+
+async def _park(box: Toolbox, command: Command, args: dict[str, Any]
+                ) -> tuple[ToolOutcome, str, str]:
+    """A side-effecting call the user did not ask for: not run; parked for them to
+    confirm (one a turn), and audited as proposed."""
+    if box.confirmations is None or box.parked:
+        return "skipped", ("error: not run — only one change can wait for the user's "
+                           "confirmation at a time"), "not run"
+    box.parked.append(await box.confirmations.park(
+        box.caller.key, box.caller.message.author.id, command, args))
+    await box.executor.audit(box.caller, command.name, args, "proposed")
+    return "confirm", ("not run yet: this changes the workspace, so the user has been asked "
+                       "to confirm it with a button. Tell them in one sentence what it "
+                       "would do."), "waiting for your confirmation"
 
 
 def _result(done: Execution, found: list[Passage]) -> tuple[ToolOutcome, str, str]:

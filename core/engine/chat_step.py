@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from core.commands.executor import Caller
 from core.engine.agent import Toolbox
 from core.engine.commands_step import executor
+from core.engine.confirmations import Confirmations, buttons, prompt_line
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
 from core.engine.grounded import grounded_answer
@@ -16,6 +17,7 @@ from core.engine.permissions import is_admin
 from core.llm.base import ChatTurn
 from core.replies import Reply, feedback_actions
 from core.sessions.history import window
+from core.sessions.models import StoredMessage
 from core.turns.coalesce import DeltaCoalescer
 from core.turns.events import TextDelta, ToolCalled, ToolReturned
 
@@ -53,10 +55,12 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
 
     deltas = DeltaCoalescer(send)
     history = window(turn.history, tenant.sessions.history_tokens)
+    box = _toolbox(turn, deps, deltas)
     try:
         result = await grounded_answer(deps, tenant, turn.message.text.strip(),
-                                       history=[ChatTurn(m.role, m.text) for m in history],
-                                       on_delta=deltas.add, tools=_toolbox(turn, deps, deltas))
+                                       history=[_turn(m, turn.message.author.id)
+                                                for m in history],
+                                       on_delta=deltas.add, tools=box)
     finally:
         await deltas.close()
     turn.usage = result.usage
@@ -79,10 +83,22 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
         turn.outcome = "llm_error"
         return Reply(result.text + INTERRUPTED, kind="apology", citations=result.citations,
                      turn_id=turn.turn_id, model=result.model, tools=result.tools)
-    return Reply(result.text, kind="answer", citations=result.citations,
+    text, actions = result.text, feedback_actions(turn.turn_id)
+    if box is not None and box.parked:
+        pending = box.parked[0]
+        text += prompt_line(pending)
+        actions = (*buttons(pending), *actions)
+    return Reply(text, kind="answer", citations=result.citations,
                  follow_ups=result.follow_ups, confidence=result.confidence,
-                 actions=feedback_actions(turn.turn_id), turn_id=turn.turn_id,
+                 actions=actions, turn_id=turn.turn_id,
                  model=result.model, tools=result.tools, partial=result.partial)
+
+
+def _turn(message: StoredMessage, asking: str) -> ChatTurn:
+    """History as the model sees it; someone else's message in a shared thread is quoted."""
+    other = message.role == "user" and bool(message.user_id) and message.user_id != asking
+    return ChatTurn(message.role, message.text,
+                    speaker=(message.author_name or message.user_id) if other else "")
 
 
 def _toolbox(turn: Turn, deps: EngineDeps, deltas: DeltaCoalescer) -> Toolbox | None:
@@ -101,4 +117,5 @@ def _toolbox(turn: Turn, deps: EngineDeps, deltas: DeltaCoalescer) -> Toolbox | 
         await turn.out.emit(event)
 
     return Toolbox(executor(deps), Caller(tenant, turn.message, turn.require_key(), admin,
-                                          "tool"), offered, emit, turn.turn_id)
+                                          "tool"), offered, emit, turn.turn_id,
+                   Confirmations(deps.state))

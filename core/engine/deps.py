@@ -14,6 +14,7 @@ from core.knowledge.answer_cache import AnswerCache
 from core.knowledge.base import Retriever
 from core.knowledge.service import KnowledgeService
 from core.llm.base import Answerer
+from core.llm.moderation import Moderator
 from core.sessions.store import SessionStore
 from core.state.base import SharedState
 from core.tenants.registry import TenantRegistry
@@ -47,6 +48,9 @@ class EngineDeps:
     outbound: OutboundChain = field(default_factory=OutboundChain)
     """The stages every turn event passes on its way to a channel, composed by the
     process's bootstrap (``bots/bootstrap.py``)."""
+    moderator: Moderator | None = None
+    """The provider's moderation, for tenants with ``[safety] moderation``; None when
+    no provider is configured."""
     source_link: Callable[[str, str], str] | None = None
     """``(tenant, chunk id)`` → the public address of a cited file's source page, for
     citations with no web address of their own; None when the server has no public

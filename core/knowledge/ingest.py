@@ -127,13 +127,15 @@ class Ingestor:
 
     async def ingest(self, tenant: TenantConfig, sources: list[str], root: Path, *,
                      kb: str = "default", tags: tuple[str, ...] = (), sync: bool = False,
-                     progress: Progress | None = None) -> IngestReport:
-        """Ingest sources; with ``sync``, also remove documents those sources no longer hold."""
+                     progress: Progress | None = None, allow_private: bool | None = None
+                     ) -> IngestReport:
+        """Ingest sources; with ``sync``, also remove documents those sources no longer hold.
+        ``allow_private`` narrows the tenant's ``allow_private_urls`` (None: as it says)."""
+        private = tenant.knowledge.allow_private_urls and allow_private is not False
         lock = self._kb_locks.setdefault((tenant.id, kb), asyncio.Lock())
         async with lock:
             alias = await self.ensure_kb(tenant, kb)
-            documents = expand(sources, root, tags=tags,
-                               allow_private=tenant.knowledge.allow_private_urls,
+            documents = expand(sources, root, tags=tags, allow_private=private,
                                max_bytes=tenant.knowledge.max_file_mb * 1024 * 1024,
                                url_bases={s.path: str(s.url_base)
                                           for s in tenant.knowledge.sources if s.url_base})

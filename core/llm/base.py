@@ -16,6 +16,9 @@ DeltaCallback = Callable[[str], Awaitable[None]]
 class ChatTurn:
     role: Literal["user", "assistant"]
     content: str
+    speaker: str = ""
+    """Set for a message by another participant of a shared thread (their name): the
+    prompt quotes it as data, since only the asking user instructs the model."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,10 @@ class Safety(_Section):
     blocked_patterns: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
         default_factory=list, max_length=100,
         description="regular expressions (Python syntax) a message may not match")
+    max_message_chars: int = Field(
+        8000, ge=100, le=100_000,
+        description="longer messages are refused before any model reads them (the widget "
+                    "has its own, smaller limit)")
     blocked_reply: str = Field(
         "I can't help with that here.", min_length=1, max_length=1000,
         description="the reply to a message with a blocked term or pattern")
@@ -237,6 +241,11 @@ class Safety(_Section):
     grounded_only: bool = Field(
         False, description="answer only from the tenant's documents: an answer that cites "
                            "no passage is replaced with 'I found no source for that'")
+    moderation: bool = Field(
+        False, description="also ask the model provider's moderation endpoint "
+                           "(omni-moderation) about each message and each answer; answers "
+                           "are then shown whole once checked instead of streamed. Needs "
+                           "OPENAI_API_KEY; when the endpoint fails, text goes through")
 
     @field_validator("blocked_patterns")
     @classmethod

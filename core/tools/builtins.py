@@ -98,7 +98,8 @@ async def ingest_url(ctx: CommandContext, args: UrlArgs) -> CommandResult:
     knowledge = ctx.services.knowledge
     if not knowledge.available:
         return CommandResult("Knowledge is not available in this process.", summary="n/a")
-    report = await knowledge.ingest_urls([str(args.url)])
+    # Whatever the tenant allows its admins, a tool never reaches a private address.
+    report = await knowledge.ingest_urls([str(args.url)], allow_private=False)
     lines = report_lines(report) or [f"Could not ingest {args.url}: nothing was found there"]
     return CommandResult("\n".join(lines), summary=lines[0][:80])
 
@@ -123,10 +124,10 @@ BUILTIN_TOOLS = (
             label="Classifying the intent"),
     Command("tag_document", "set the tags of a document in the knowledge base",
             tag_document, TagArgs, permission="admin", surface="tool",
-            label="Tagging a document"),
+            label="Tagging a document", writes=True, verbs=("tag",)),
     Command("ingest_url", "add a public web page or document to the knowledge base",
             ingest_url, UrlArgs, permission="admin", surface="tool",
-            label="Adding a document"),
+            label="Adding a document", writes=True, verbs=("ingest", "add", "index", "import")),
     Command("calculator", "evaluate arithmetic exactly (+ - * / // % ** sqrt round …)",
             calculator, CalculatorArgs, surface="tool", label="Calculating"),
 )

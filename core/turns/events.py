@@ -18,7 +18,8 @@ from typing import Literal
 from core.messages import InboundMessage
 from core.replies import Reply
 
-ToolOutcome = Literal["ok", "error", "invalid", "refused", "unknown", "skipped"]
+ToolOutcome = Literal["ok", "error", "invalid", "refused", "unknown", "skipped", "confirm"]
+"""``confirm``: a side-effecting call parked until the user confirms it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,10 @@ each split across chunks, then ``finish_reason: "tool_calls"``. The fake rejects
 the real API rejects (HTTP 400): a tool without a valid name or object parameters, a
 ``tool`` message that answers no preceding call, an assistant's tool calls left
 without answers. The model obeys the script, whatever the tools say.
+
+Moderation (``POST /v1/moderations``) answers in the API's shape, one result per input
+with every category: an input is flagged for a category when it contains one of
+``flagged_phrases`` (phrase → category); ``moderation_status`` makes it fail instead.
 """
 
 from __future__ import annotations
@@ -77,6 +81,10 @@ def tool_results(body: dict[str, Any]) -> list[str]:
     return [str(m.get("content", "")) for m in body["messages"] if m.get("role") == "tool"]
 
 
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions", "sexual",
+    "sexual/minors", "violence", "violence/graphic")
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
@@ -138,8 +146,32 @@ class FakeOpenAI:
         self.unknown_models.clear()
         self.answer_prefix = "Answer to"
         self.script = None
+        self.moderation_status = 0
 
     embedding_dimension: int = 8
+    flagged_phrases: dict[str, str] = field(default_factory=lambda: {
+        "step-by-step nerve agent": "illicit/violent", "i will hurt you": "harassment/threatening"})
+    moderation_status: int = 0
+
+    async def moderations(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        if self.moderation_status:
+            return _error(self.moderation_status, "injected", "injected moderation fault")
+        if body.get("model") not in ("omni-moderation-latest", "text-moderation-latest"):
+            return _error(400, "invalid_request_error", f"unknown model {body.get('model')}")
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        results = []
+        for text in inputs:
+            hits = {c for p, c in self.flagged_phrases.items() if p in str(text).lower()}
+            results.append({
+                "flagged": bool(hits),
+                "categories": {c: c in hits for c in MODERATION_CATEGORIES},
+                "category_scores": {c: 0.97 if c in hits else 0.001
+                                    for c in MODERATION_CATEGORIES},
+                "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES}})
+        return web.json_response({"id": f"modr-{int(time.time() * 1000)}",
+                                  "model": "omni-moderation-2024-09-26", "results": results})
 
     async def embeddings(self, request: web.Request) -> web.Response:
         """Deterministic vectors from the text's bytes; base64 float32 when asked."""
@@ -289,6 +321,7 @@ async def start_fake_openai(fake: FakeOpenAI, host: str = "127.0.0.1"
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.chat)
     app.router.add_post("/v1/embeddings", fake.embeddings)
+    app.router.add_post("/v1/moderations", fake.moderations)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, 0)

@@ -51,6 +51,9 @@ async def test_streamed_answer_updates_a_placeholder_at_most_once_a_second(
     posts, updates = slack.of("chat.postMessage"), slack.of("chat.update")
     assert len(posts) == 1 and posts[0].payload["thread_ts"] == "1763769600.000100"
     assert posts[0].token == "xoxb-acme"
+    # Slack never previews a link from an answer (a preview fetch would carry data out)
+    assert posts[0].payload["unfurl_links"] in (False, "false", "0")
+    assert posts[0].payload["unfurl_media"] in (False, "false", "0")
     assert [u.payload["text"] for u in updates[:-1]] == ["Refunds take five business ▍"]
     final = updates[-1].payload
     assert final["ts"] == out.posted[0] and final["text"].startswith("Refunds take five")

@@ -299,6 +299,20 @@
           .addEventListener("click", function () { send(q); });
       });
     }
+    if (reply.confirm && reply.confirm.id) {
+      // A change the model proposed: nothing happens until this visitor clicks.
+      var ask = node.appendChild(el("div", { "class": "row confirm", role: "group",
+        "aria-label": "Confirm the proposed change" }));
+      [["yes", "Confirm"], ["no", "Cancel"]].forEach(function (d) {
+        ask.appendChild(el("button", { type: "button", "class": "chip confirm-" + d[0] }, d[1]))
+          .addEventListener("click", function () {
+            ask.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+            var id = newId();
+            userBubble(id, d[1]);
+            transport.send({ type: "confirm", id: reply.confirm.id, decision: d[0], client_id: id });
+          });
+      });
+    }
     if (reply.turn_id && reply.kind === "answer") {
       var row = node.appendChild(el("div", { "class": "row feedback" }));
       [["up", ICON_UP, "Helpful"], ["down", ICON_DOWN, "Not helpful"]].forEach(function (t) {
