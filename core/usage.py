@@ -87,6 +87,8 @@ class UsageLedger:
             before.cost_usd + usage.cost_usd)
         metrics.LLM_TOKENS.labels(tenant, usage.model, "prompt").inc(usage.prompt_tokens)
         metrics.LLM_TOKENS.labels(tenant, usage.model, "completion").inc(usage.completion_tokens)
+        if usage.cost_usd:
+            metrics.COST_USD.labels(tenant, usage.model).inc(usage.cost_usd)
 
     async def month(self, tenant: str, now: datetime) -> MonthlyUsage:
         await self.flush()

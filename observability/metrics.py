@@ -70,3 +70,37 @@ SAFETY_EVENTS = Counter(
     "Safety rules that matched a message, by rule and what was done (never the content)",
     ["tenant", "channel", "rule", "action"],
 )
+ANSWERS = Counter(
+    "switchboard_answers_total",
+    "Chat answers by grounding: cited (it names a source), no_source (nothing was found, "
+    "or a grounded-only tenant got 'I found no source'), uncited (an answer citing nothing)",
+    ["tenant", "channel", "grounding"],
+)
+FIRST_DELTA_SECONDS = Histogram(
+    "switchboard_first_delta_seconds",
+    "From a message's arrival to the first text of its answer on its way to the channel",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13, 20, 30),
+)
+SLACK_ACK_SECONDS = Histogram(
+    "switchboard_slack_ack_seconds",
+    "From a Slack request's arrival to its HTTP answer (Slack retries after 3 s)", ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5),
+)
+COST_USD = Counter(
+    "switchboard_llm_cost_usd_total", "Estimated LLM cost in US dollars", ["tenant", "model"],
+)
+ADMIN_API_REQUESTS = Counter(
+    "switchboard_admin_api_requests_total", "Admin API requests by route and status",
+    ["route", "method", "status"],
+)
+INGESTED_DOCUMENTS = Counter(
+    "switchboard_ingested_documents_total",
+    "Documents seen by ingestion, by outcome (added, replaced, unchanged, removed, failed)",
+    ["tenant", "status"],
+)
+LAST_INGEST = Gauge(
+    "switchboard_last_ingest_timestamp_seconds",
+    "When the tenant's last ingestion run finished without a failed document (Unix time)",
+    ["tenant"],
+)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.servers import start_switchboard
@@ -83,6 +84,13 @@ async def test_files_are_uploaded_with_the_same_results_as_the_cli(api: str) -> 
     status, listing = call("GET", f"{base}/documents", key=TINY_KEY)
     assert {d["source"]: d["tags"] for d in listing["documents"]
             if d["source"].startswith("inline:h")} == {"inline:handbook.pdf": ["staff"]}
+    # what operators watch: requests by route pattern (no tenant id), ingestion outcomes
+    async with aiohttp.ClientSession() as http, http.get(f"{api}/metrics") as response:
+        exposed = await response.text()
+    assert ('switchboard_admin_api_requests_total{method="POST",'
+            'route="/api/v1/tenants/{tenant}/files",status="200"}') in exposed
+    assert 'switchboard_ingested_documents_total{status="failed",tenant="tiny"}' in exposed
+    assert 'switchboard_last_ingest_timestamp_seconds{tenant="tiny"}' in exposed
 
 
 async def test_uploads_that_cannot_be_taken_get_a_clear_4xx(api: str) -> None:

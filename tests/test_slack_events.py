@@ -330,3 +330,14 @@ async def test_a_command_from_an_unbound_workspace_is_told_what_to_do(
     assert "add team id T0NOBODY to a tenant file" in told["text"]
     assert "reinstall" not in told["text"].lower()
     assert await responses_for(slack_fake, "trig-unbound", wait_s=0.5) == []  # said once
+
+
+async def test_the_ack_time_of_every_slack_request_is_measured(served: str,
+                                                                slack_fake: FakeSlack) -> None:
+    await post(served, *signed(mention("T0ACME", "1763770900.000100")))
+    await post(served, *signed(mention("T0ACME", "1763770900.000200"), secret="wrong"))
+    async with aiohttp.ClientSession() as session, session.get(f"{served}/metrics") as r:
+        exposed = await r.text()
+    counts = [line for line in exposed.splitlines()
+              if line.startswith('switchboard_slack_ack_seconds_count{kind="event"}')]
+    assert counts and float(counts[0].split()[-1]) >= 2  # refused ones too

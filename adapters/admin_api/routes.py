@@ -37,6 +37,7 @@ from core.engine import (
     UnknownTenant,
 )
 from core.tenants.models import TenantConfig
+from observability import metrics
 from observability.logging import log_context
 
 log = logging.getLogger("switchboard.api")
@@ -79,6 +80,26 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         message = "request body too large" if exc.status == 413 else exc.reason
         return _error(exc.status, message)
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``switchboard_admin_api_requests_total`` by route pattern (never the tenant's id
+    or a document's), method and status."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.ADMIN_API_REQUESTS.labels(route, request.method, str(status)).inc()
 
 
 MAX_UPLOAD_FILES = 20
@@ -188,6 +209,7 @@ class AdminApi:
         return self._resolve()
 
     def register(self, app: web.Application) -> None:
+        app.middlewares.append(count_requests)
         app.middlewares.append(json_errors)
         app.router.add_get("/api/v1/openapi.json", self.openapi)
         base = "/api/v1/tenants/{tenant}"

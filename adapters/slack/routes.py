@@ -6,6 +6,7 @@ for a feature that is simply off)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
@@ -17,6 +18,7 @@ from adapters.http_input import decode_utf8, read_bytes
 from adapters.slack.app import SignedApp, SlackAdapter
 from adapters.slack.envelope import check_shape, verify
 from adapters.slack.oauth import SlackOAuth
+from observability import metrics
 
 log = logging.getLogger("switchboard.slack")
 
@@ -39,7 +41,17 @@ def mount(app: web.Application, adapter: Callable[[], SlackAdapter | None],
 
     async def dispatch(app: SignedApp, request: web.Request) -> web.StreamResponse:
         """Verify the raw bytes, then check the body's shape, then hand it to bolt. This
-        is the only way into a bolt app: bolt's own signature check is off."""
+        is the only way into a bolt app: bolt's own signature check is off. The time to
+        the answer is the Slack ack SLO (docs/slo.md)."""
+        started = time.perf_counter()
+        kind = "event" if request.content_type == "application/json" else "interactive"
+        try:
+            response = await _dispatch(app, request)
+        finally:
+            metrics.SLACK_ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        return response
+
+    async def _dispatch(app: SignedApp, request: web.Request) -> web.StreamResponse:
         raw = await read_bytes(request)
         if not verify(app.signing_secret, raw,
                       request.headers.get("X-Slack-Request-Timestamp", ""),

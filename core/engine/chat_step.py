@@ -20,6 +20,7 @@ from core.sessions.history import window
 from core.sessions.models import StoredMessage
 from core.turns.coalesce import DeltaCoalescer
 from core.turns.events import TextDelta, ToolCalled, ToolReturned
+from observability import metrics
 
 log = logging.getLogger("switchboard.engine")
 
@@ -83,6 +84,7 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
         turn.outcome = "llm_error"
         return Reply(result.text + INTERRUPTED, kind="apology", citations=result.citations,
                      turn_id=turn.turn_id, model=result.model, tools=result.tools)
+    metrics.ANSWERS.labels(tenant.id, turn.message.channel, result.grounding).inc()
     text, actions = result.text, feedback_actions(turn.turn_id)
     if box is not None and box.parked:
         pending = box.parked[0]

@@ -57,6 +57,17 @@ class GroundedAnswer:
     partial: bool = False
     """The agent loop stopped at a bound: the best answer so far."""
 
+    @property
+    def grounding(self) -> Literal["cited", "no_source", "uncited"]:
+        """How the answer stands on the documents, for operators (a knowledge gap is a
+        ``no_source``: nothing was found, or nothing that answers)."""
+        if self.text.strip() == NO_SOURCE or (self.loaded and not self.passages
+                                              and not self.citations):
+            return "no_source"
+        if self.outcome == "cached" or grounding.cites_any(self.text, len(self.passages)):
+            return "cited"  # (a cached answer was stored only with its sources)
+        return "uncited"
+
 
 async def _ignore(_: str) -> None:
     return None

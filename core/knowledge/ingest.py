@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from core.knowledge.models import (
 from core.knowledge.sources import SourceFailure, expand, is_url, source_name
 from core.knowledge.sparse import encode_document
 from core.tenants.models import TenantConfig
+from observability import metrics
 
 log = logging.getLogger("switchboard.knowledge")
 
@@ -270,6 +272,10 @@ class Ingestor:
                     return
 
         await asyncio.gather(prepare(), embed(), write())
+        for outcome in report.outcomes:
+            metrics.INGESTED_DOCUMENTS.labels(tenant.id, outcome.status).inc()
+        if not report.count("failed"):
+            metrics.LAST_INGEST.labels(tenant.id).set(time.time())
         return report
 
     async def _prepare(self, tenant: TenantConfig, kb: str, embedder: Embedder,
