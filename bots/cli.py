@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from bots.settings import Settings
 from observability.logging import configure_logging
+from observability.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("switchboard")
 
@@ -90,10 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("WARNING" if quiet and settings.log_level == "INFO"
                       else settings.log_level,
                       "console" if quiet else settings.log_format)
+    configure_tracing(args.command)
     try:
         return _dispatch(args, settings)
     except KeyboardInterrupt:
         return 130
+    finally:
+        shutdown_tracing()  # what is batched goes out before the process ends
 
 
 def _serve_does_it(settings: Settings, command: str) -> bool:

@@ -1,4 +1,5 @@
-"""JSON (or console) logs that carry request_id, tenant and channel on every line.
+"""JSON (or console) logs that carry request_id, tenant and channel on every line, and
+the trace and span ids of the current span (``tracing.py``) inside a traced turn.
 
 The engine sets the three ids in context variables at the start of a turn, so every log
 call made while handling it (in any module, any task spawned from it) is tagged without
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+from observability.tracing import current_ids
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 tenant_var: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="")
@@ -51,8 +54,12 @@ def log_context(*, request_id: str = "", tenant: str = "", channel: str = "") ->
 
 
 def _context(record: logging.LogRecord) -> dict[str, str]:
-    return {name: getattr(record, name, None) or var.get() for name, var in
-            zip(_CONTEXT_FIELDS, (request_id_var, tenant_var, channel_var), strict=True)}
+    fields = {name: getattr(record, name, None) or var.get() for name, var in
+              zip(_CONTEXT_FIELDS, (request_id_var, tenant_var, channel_var), strict=True)}
+    trace_id, span_id = current_ids()
+    if trace_id:
+        fields.update(trace_id=trace_id, span_id=span_id)
+    return fields
 
 
 class JsonFormatter(logging.Formatter):

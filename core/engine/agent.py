@@ -49,6 +49,7 @@ from core.replies import ToolUse
 from core.sessions.models import TurnUsage
 from core.turns.events import ToolCalled, ToolOutcome, ToolReturned
 from observability import metrics
+from observability.tracing import tracer
 
 log = logging.getLogger("switchboard.agent")
 
@@ -193,23 +194,11 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
                               label or call.name[:64]))
     started = time.perf_counter()
     outcome: ToolOutcome
-    if over:
-        outcome, content, summary = "skipped", (
-            "error: too many tool calls in one step; call fewer at a time"), "skipped"
-    else:
-        if unreadable:
-            outcome, content, summary = "invalid", \
-                f"error: arguments are not JSON ({unreadable})", "invalid arguments"
-        if isinstance(args, dict) and command is not None and command.writes and \
-                not asked_for(box.caller.message.text, command, args):
-            outcome, content, summary = await _park(box, command, args)
-        elif isinstance(args, dict):
-            done = await box.executor.invoke(call.name, args,
-                                             replace(box.caller, via="tool"))
-            outcome, content, summary = _result(done, found)
-        elif not unreadable:
-            outcome, content, summary = "invalid", "error: arguments must be a JSON object", \
-                "invalid arguments"
+    with tracer.start_as_current_span(f"tool.{call.name[:64]}", attributes={
+            "switchboard.tenant": box.caller.tenant.id, "switchboard.step": step}) as span:
+        outcome, content, summary = await _decide(box, call, command, args, unreadable,
+                                                  found, over)
+        span.set_attribute("switchboard.outcome", outcome)
     took = round((time.perf_counter() - started) * 1000, 3)
     if len(content) > limit:
         content = content[:limit] + "\n…(cut)"
@@ -220,6 +209,25 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
     record = {"tool": call.name[:64], "outcome": outcome, "ms": took,
               "args_sha256": hash_args(call.arguments or ""), "result_chars": len(content)}
     return content, ToolUse(call.name[:64], outcome, summary), record
+
+
+async def _decide(box: Toolbox, call: ToolCall, command: Command | None, args: Any,
+                  unreadable: str, found: list[Passage], over: bool
+                  ) -> tuple[ToolOutcome, str, str]:
+    """What becomes of one call: skipped, refused as invalid, parked for the user, or
+    run through the executor."""
+    if over:
+        return "skipped", "error: too many tool calls in one step; call fewer at a time", \
+            "skipped"
+    if unreadable:
+        return "invalid", f"error: arguments are not JSON ({unreadable})", "invalid arguments"
+    if not isinstance(args, dict):
+        return "invalid", "error: arguments must be a JSON object", "invalid arguments"
+    if command is not None and command.writes and \
+            not asked_for(box.caller.message.text, command, args):
+        return await _park(box, command, args)
+    done = await box.executor.invoke(call.name, args, replace(box.caller, via="tool"))
+    return _result(done, found)
 
 
 async def _park(box: Toolbox, command: Command, args: dict[str, Any]

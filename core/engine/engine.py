@@ -23,6 +23,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from core.commands.registry import Command
 from core.engine import knowledge_admin
 from core.engine.analyze import Analysis, analyze
@@ -46,6 +48,7 @@ from core.turns.chain import Delivery
 from core.turns.events import FinalReply, TurnFailed
 from observability import metrics
 from observability.logging import log_context
+from observability.tracing import tracer
 
 log = logging.getLogger("switchboard.engine")
 
@@ -235,7 +238,11 @@ class Engine:
         interrupted, run again under its original ``turn_id``.
         """
         started = time.perf_counter()
-        with log_context(request_id=message.request_id, channel=message.channel):
+        with log_context(request_id=message.request_id, channel=message.channel), \
+                tracer.start_as_current_span("turn", kind=SpanKind.SERVER, attributes={
+                    "switchboard.channel": message.channel,
+                    "switchboard.request_id": message.request_id,
+                    "switchboard.replay": replay}) as span:
             async with AsyncExitStack() as exits:
                 turn = Turn(message, self.deps.outbound.bind(delivery), exits, replay=replay)
                 if turn_id:
@@ -245,6 +252,11 @@ class Engine:
                 await self._finish_journal(turn)
             elapsed = time.perf_counter() - started
             tenant = turn.tenant.id if turn.tenant else ""
+            span.set_attributes({"switchboard.tenant": tenant, "switchboard.turn_id":
+                                 turn.turn_id, "switchboard.outcome": turn.outcome,
+                                 "switchboard.route": turn.route})
+            if turn.outcome in ("error", "llm_error"):
+                span.set_status(Status(StatusCode.ERROR, turn.outcome))
             metrics.MESSAGES.labels(tenant or "-", message.channel, turn.outcome).inc()
             metrics.TURN_SECONDS.labels(message.channel).observe(elapsed)
             log.info("turn %s", turn.outcome, extra={
@@ -259,7 +271,8 @@ class Engine:
         try:
             for stage, step in PIPELINE:
                 t0 = time.perf_counter()
-                stop = await step(turn, self.deps)
+                with tracer.start_as_current_span(f"stage.{stage}"):
+                    stop = await step(turn, self.deps)
                 took = time.perf_counter() - t0
                 turn.stages[stage] = took
                 metrics.STAGE_SECONDS.labels(stage).observe(took)

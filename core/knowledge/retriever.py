@@ -20,6 +20,7 @@ from core.knowledge.rewrite import rewrite_query
 from core.knowledge.sparse import encode_query
 from core.sessions.history import estimate_tokens
 from core.tenants.models import TenantConfig
+from observability.tracing import tracer
 
 Mode = Literal["hybrid", "dense", "sparse"]
 _LOADED_TTL_S = 5.0
@@ -72,6 +73,18 @@ class KnowledgeRetriever:
                      filters: SearchFilters | None = None, *, mode: Mode = "hybrid",
                      top_k: int | None = None, threshold: float | None = None,
                      budget_tokens: int | None = None) -> list[Passage]:
+        with tracer.start_as_current_span("retrieve", attributes={
+                "switchboard.tenant": tenant.id, "switchboard.mode": mode}) as span:
+            found = await self._search(tenant, query, history, filters, mode=mode,
+                                       top_k=top_k, threshold=threshold,
+                                       budget_tokens=budget_tokens)
+            span.set_attribute("switchboard.passages", len(found))
+            return found
+
+    async def _search(self, tenant: TenantConfig, query: str,
+                      history: Sequence[HistoryTurn], filters: SearchFilters | None, *,
+                      mode: Mode, top_k: int | None, threshold: float | None,
+                      budget_tokens: int | None) -> list[Passage]:
         settings = tenant.knowledge
         alias = self.index.alias(tenant.id, self._kb)
         if not await self.index.exists(alias):

@@ -36,6 +36,7 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry.trace import SpanKind
 
 from core.llm.base import Answer, AnswerRequest, AnswerUnavailable, DeltaCallback, ToolCall
 from core.llm.pricing import cost_usd
@@ -43,6 +44,7 @@ from core.llm.prompt import build_messages, tool_params
 from core.sessions.history import estimate_tokens
 from core.sessions.models import TurnUsage
 from observability import metrics
+from observability.tracing import tracer
 
 log = logging.getLogger("switchboard.llm")
 
@@ -133,8 +135,13 @@ class OpenAIAnswerer:
                 attempt_no += 1
                 attempt = _Attempt()
                 try:
-                    async with asyncio.timeout(min(request.timeout_s, remaining)):
-                        await self._stream(model, messages, request, attempt, on_delta)
+                    with tracer.start_as_current_span("llm.chat", kind=SpanKind.CLIENT,
+                                                      attributes={"gen_ai.request.model": model,
+                                                                  "switchboard.attempt":
+                                                                  attempt_no}) as span:
+                        async with asyncio.timeout(min(request.timeout_s, remaining)):
+                            await self._stream(model, messages, request, attempt, on_delta)
+                        span.set_attribute("gen_ai.usage.output_chars", len(attempt.text))
                 except _Retryable as exc:
                     last_reason = exc.reason
                     metrics.LLM_ERRORS.labels(model, exc.reason).inc()

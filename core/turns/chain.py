@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from core.turns.events import FinalReply, Receipt, TextDelta, TurnEvent, TurnFailed
+from observability.tracing import tracer
 
 Next = Callable[[TurnEvent], Awaitable[Receipt]]
 
@@ -45,7 +46,7 @@ class Outbound:
         self.delivery = delivery
         self.reply_id = ""
         """The platform id of the reply (first message that showed the answer)."""
-        step: Next = delivery.deliver
+        step: Next = _traced(delivery)
         for stage in reversed(stages):
             step = _link(stage, step)
         self._first = step
@@ -56,6 +57,20 @@ class Outbound:
                                    or (isinstance(event, TextDelta) and not self.reply_id)):
             self.reply_id = receipt.message_id
         return receipt
+
+
+def _traced(delivery: Delivery) -> Next:
+    """The delivery, with a ``deliver`` span around handing over the reply (the other
+    events of a turn are too many, and too small, to be worth a span each)."""
+    name = type(delivery).__name__
+
+    async def deliver(event: TurnEvent) -> Receipt:
+        if not isinstance(event, FinalReply | TurnFailed):
+            return await delivery.deliver(event)
+        with tracer.start_as_current_span("deliver", attributes={
+                "switchboard.delivery": name, "switchboard.event": type(event).__name__}):
+            return await delivery.deliver(event)
+    return deliver
 
 
 def _link(stage: Stage, next_stage: Next) -> Next:
