@@ -20,6 +20,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from adapters.admin_api.routes import AdminApi
+from adapters.console.auth import ConsoleAuth
+from adapters.console.routes import Console
 from adapters.discord.bot import DiscordAdapter
 from adapters.http_input import (
     MAX_BODY_BYTES,
@@ -230,6 +232,7 @@ def build_app(settings: Settings, local: str = "",
                 load_key, os.environ.get("SWITCHBOARD_WIDGET_KEY", ""), settings.data_dir)
             signer = TokenSigner(key)
             links[0] = SourceLinks(key)
+            console[0] = ConsoleAuth(key)
             streams: ConversationStreams = RedisStreams(settings.redis_url) \
                 if settings.redis_url else MemoryStreams()
             widget[0] = WidgetAdapter(services.engine, signer, streams, links[0])
@@ -252,6 +255,10 @@ def build_app(settings: Settings, local: str = "",
 
     app.cleanup_ctx.append(services_ctx)
     AdminApi(lambda: app[SERVICES].engine).register(app)
+    console: list[ConsoleAuth] = []
+    console.append(None)  # type: ignore[arg-type]  # set once services are up
+    Console(lambda: app[SERVICES].engine, lambda: console[0],
+            lambda: settings.operator_token).register(app)
     links: list[SourceLinks | None] = [None]
     mount_sources(app, lambda: app[SERVICES].engine, lambda: links[0])
     LocalInterface(lambda: app[SERVICES].engine,

@@ -57,6 +57,8 @@ class Reply:
     tools: tuple[ToolUse, ...] = ()
     partial: bool = False
     """The agent loop ran out of budget: the best answer so far, marked as such."""
+    grounding: str = ""
+    """``cited``, ``no_source`` or ``uncited`` for an answer (operators' knowledge gaps)."""
 
 
 CONFIRM_YES, CONFIRM_NO = "confirm_yes", "confirm_no"

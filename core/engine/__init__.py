@@ -8,6 +8,7 @@ core; ``tests/test_architecture.py`` checks it.
 
 from core.commands.registry import Command
 from core.engine.analyze import NAMED_SCHEMAS, Analysis, SchemaProblem
+from core.engine.console import Console, Conversation, Gap, Overview, gaps_csv
 from core.engine.deps import EngineDeps, EngineSettings
 from core.engine.engine import Engine
 from core.engine.idempotency import KeptResponse
@@ -24,8 +25,29 @@ from core.knowledge.ingest import IngestOutcome, IngestReport
 from core.knowledge.models import DocumentRecord
 from core.tenants.registry import UnknownTenant
 
-__all__ = ["NAMED_SCHEMAS", "Analysis", "Command", "DocumentRecord", "Engine", "EngineDeps",
-           "EngineSettings", "FileDocument", "IngestOutcome", "IngestReport", "KeptResponse",
-           "KnowledgeUnavailable",
-           "Rating", "SchemaProblem", "SearchFilters", "SourceView", "TextDocument", "TurnResult",
-           "UnknownTenant"]
+__all__ = [
+    "NAMED_SCHEMAS",
+    "Analysis",
+    "Command",
+    "Console",
+    "Conversation",
+    "DocumentRecord",
+    "Engine",
+    "EngineDeps",
+    "EngineSettings",
+    "FileDocument",
+    "Gap",
+    "IngestOutcome",
+    "IngestReport",
+    "KeptResponse",
+    "KnowledgeUnavailable",
+    "Overview",
+    "Rating",
+    "SchemaProblem",
+    "SearchFilters",
+    "SourceView",
+    "TextDocument",
+    "TurnResult",
+    "UnknownTenant",
+    "gaps_csv",
+]

@@ -93,7 +93,8 @@ async def answer_chat(turn: Turn, deps: EngineDeps) -> Reply:
     return Reply(text, kind="answer", citations=result.citations,
                  follow_ups=result.follow_ups, confidence=result.confidence,
                  actions=actions, turn_id=turn.turn_id,
-                 model=result.model, tools=result.tools, partial=result.partial)
+                 model=result.model, tools=result.tools, partial=result.partial,
+                 grounding=result.grounding)
 
 
 def _turn(message: StoredMessage, asking: str) -> ChatTurn:

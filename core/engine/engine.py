@@ -15,6 +15,7 @@ them live in ``pipeline.py`` and ``guards.py``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -28,6 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from core.commands.registry import Command
 from core.engine import knowledge_admin
 from core.engine.analyze import Analysis, analyze
+from core.engine.console import Console
 from core.engine.context import Turn
 from core.engine.deps import EngineDeps
 from core.engine.idempotency import KeptResponse, Run, once
@@ -59,6 +61,11 @@ class Engine:
         """For the composition root and the engine's own stages only."""
 
     # -- what a channel may ask ------------------------------------------------------
+
+    @functools.cached_property
+    def console(self) -> Console:
+        """The operators' console's queries (``console.py``), per tenant."""
+        return Console(self.deps)
 
     def tenant(self, tenant_id: str) -> TenantConfig:
         """A tenant by id; raises ``UnknownTenant``."""

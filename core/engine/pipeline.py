@@ -108,7 +108,8 @@ def _turn_messages(turn: Turn) -> list[StoredMessage]:
                       turn.out.reply_id, kind=reply.kind, usage=turn.usage, trace=turn.trace,
                       citations=tuple({"title": c.title, "source": c.source, "url": c.url,
                                        "chunk_id": c.chunk_id} for c in reply.citations),
-                      follow_ups=reply.follow_ups),
+                      follow_ups=reply.follow_ups, grounding=reply.grounding,
+                      confidence=reply.confidence),
     ]
 
 

@@ -68,6 +68,7 @@ def stored_to_dict(m: StoredMessage) -> dict[str, Any]:
                                   "completion_tokens": m.usage.completion_tokens,
                                   "cost_usd": m.usage.cost_usd},
         "citations": [dict(c) for c in m.citations], "trace": m.trace,
+        "grounding": m.grounding, "confidence": m.confidence,
     }
 
 
@@ -80,4 +81,5 @@ def stored_from_dict(d: dict[str, Any]) -> StoredMessage:
         platform_message_id=d.get("platform_message_id", ""),
         author_name=d.get("author_name", ""), kind=d.get("kind", ""),
         usage=TurnUsage(**(d.get("usage") or {})),
-        citations=tuple(d.get("citations") or ()), trace=d.get("trace"))
+        citations=tuple(d.get("citations") or ()), trace=d.get("trace"),
+        grounding=d.get("grounding", ""), confidence=d.get("confidence"))

@@ -157,3 +157,12 @@ class CachedSessionStore:
 
     async def purge_expired(self, now: datetime) -> int:
         return await self._store.purge_expired(now)
+
+    async def since(self, tenant: str, since: datetime, limit: int) -> list[StoredMessage]:
+        return await self._store.since(tenant, since, limit)
+
+    async def threads(self, tenant: str, limit: int) -> list[ThreadSummary]:
+        return await self._store.threads(tenant, limit)
+
+    async def of_turns(self, tenant: str, turn_ids: list[str]) -> list[StoredMessage]:
+        return await self._store.of_turns(tenant, turn_ids)

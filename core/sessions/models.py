@@ -58,6 +58,10 @@ class StoredMessage:
     follow_ups: tuple[str, ...] = ()
     """The suggestions an answer offered, so a reloaded conversation offers them again."""
     trace: dict[str, Any] | None = None
+    grounding: str = ""
+    """An answer's standing on the documents: ``cited``, ``no_source``, ``uncited``
+    (empty for other replies and for answers stored before it was recorded)."""
+    confidence: float | None = None
     """The agent loop's decision trace (steps, tool calls, outcomes, result sizes — never
     the arguments or results themselves), on the assistant message of a tool turn."""
 

@@ -59,6 +59,19 @@ class SessionStore(Protocol):
 
     async def stats(self, tenant: str, since: datetime) -> TenantStats: ...
 
+    async def since(self, tenant: str, since: datetime, limit: int) -> list[StoredMessage]:
+        """The tenant's messages from ``since``, newest first, at most ``limit`` (the
+        operators' console reads its periods through this)."""
+        ...
+
+    async def threads(self, tenant: str, limit: int) -> list[ThreadSummary]:
+        """The tenant's most recently active conversations, newest first."""
+        ...
+
+    async def of_turns(self, tenant: str, turn_ids: list[str]) -> list[StoredMessage]:
+        """The messages of these turns (both sides), of this tenant only."""
+        ...
+
     async def purge_expired(self, now: datetime) -> int:
         """Delete messages past their retention (a TTL index does this on real MongoDB)."""
         ...

@@ -29,6 +29,11 @@ class MongoFeedbackStore:
             "model": (turn.get("usage") or {}).get("model", "")}, upsert=True)
         return True
 
+    async def recent(self, tenant: str, limit: int) -> list[dict[str, object]]:
+        """The tenant's ratings, newest first."""
+        cursor = self._feedback.find({"tenant": tenant}, {"_id": 0}).sort("at", -1)
+        return await cursor.limit(limit).to_list()
+
     async def for_turn(self, tenant: str, turn_id: str) -> list[dict[str, object]]:
         return await self._feedback.find({"tenant": tenant, "turn_id": turn_id},
                                          {"_id": 0}).to_list()

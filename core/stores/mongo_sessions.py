@@ -71,6 +71,10 @@ def _to_doc(m: StoredMessage) -> Document:
             doc["follow_ups"] = list(m.follow_ups)
         if m.trace:
             doc["trace"] = m.trace
+        if m.grounding:
+            doc["grounding"] = m.grounding
+        if m.confidence is not None:
+            doc["confidence"] = m.confidence
     return doc
 
 
@@ -84,7 +88,8 @@ def _from_doc(d: Document) -> StoredMessage:
         author_name=d.get("author_name", ""), kind=d.get("kind", ""),
         usage=TurnUsage(**usage) if usage else TurnUsage(),
         citations=tuple(d.get("citations", ())), trace=d.get("trace"),
-        follow_ups=tuple(d.get("follow_ups", ())),
+        follow_ups=tuple(d.get("follow_ups", ())), grounding=d.get("grounding", ""),
+        confidence=d.get("confidence"),
     )
 
 
@@ -173,15 +178,16 @@ class MongoSessionStore:
         return result.deleted_count + redacted.modified_count
 
     async def user_threads(self, tenant: str, user_id: str, limit: int) -> list[ThreadSummary]:
-        """Newest threads first, from the user's most recent messages (``user_threads`` index).
+        """Newest threads first, from the user's most recent messages (``user_threads`` index)."""
+        return await self._summaries({"tenant": tenant, "user_id": user_id}, limit, 500)
 
-        Grouped here rather than with ``$group`` on a compound key, which the embedded
-        MongoDB-wire server does not evaluate; the scan is bounded.
-        """
+    async def _summaries(self, query: Document, limit: int, scan: int) -> list[ThreadSummary]:
+        """Threads of the newest matching messages, newest first. Grouped here rather than
+        with ``$group`` on a compound key, which the embedded MongoDB-wire server does not
+        evaluate; the scan is bounded."""
         cursor = self._messages.find(
-            {"tenant": tenant, "user_id": user_id},
-            projection={"_id": 0, "channel": 1, "thread": 1, "at": 1},
-        ).sort("at", DESCENDING).limit(max(limit * 50, 500))
+            query, projection={"_id": 0, "channel": 1, "thread": 1, "at": 1},
+        ).sort("at", DESCENDING).limit(max(limit * 50, scan))
         summaries: dict[tuple[str, str], ThreadSummary] = {}
         async for d in cursor:
             key = (d["channel"], d["thread"])
@@ -197,6 +203,21 @@ class MongoSessionStore:
         users = await self._messages.distinct("user_id", {**match, "role": "user"})
         threads = await self._messages.distinct("thread", match)
         return TenantStats(turns=turns, users=len(users), threads=len(threads))
+
+    async def since(self, tenant: str, since: datetime, limit: int) -> list[StoredMessage]:
+        cursor = self._messages.find({"tenant": tenant, "at": {"$gte": since}},
+                                     projection={"trace": 0}).sort("at", DESCENDING)
+        return [_from_doc(d) for d in await cursor.limit(limit).to_list()]
+
+    async def threads(self, tenant: str, limit: int) -> list[ThreadSummary]:
+        return await self._summaries({"tenant": tenant}, limit, 1000)
+
+    async def of_turns(self, tenant: str, turn_ids: list[str]) -> list[StoredMessage]:
+        if not turn_ids:
+            return []
+        cursor = self._messages.find({"tenant": tenant, "turn_id": {"$in": turn_ids[:1000]}},
+                                     projection={"trace": 0})
+        return [_from_doc(d) for d in await cursor.to_list()]
 
     async def purge_expired(self, now: datetime) -> int:
         result = await self._messages.delete_many({"expires_at": {"$lte": now}})
