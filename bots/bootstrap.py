@@ -96,13 +96,15 @@ def choose_answerer(settings: Settings, embedders: EmbedderRegistry) -> Answerer
     return ExtractiveAnswerer(embedders.local())
 
 
-async def open_knowledge(settings: Settings, mongo: MongoConnection, state: SharedState
-                         ) -> KnowledgeService:
+async def open_knowledge(settings: Settings, mongo: MongoConnection, state: SharedState, *,
+                         create_indexes: bool = True) -> KnowledgeService:
+    """``create_indexes``: False for ``deploy plan``, which must change nothing."""
     index = QdrantIndex(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
                         path=None if settings.qdrant_url else settings.data_dir / "qdrant")
     embedders = EmbedderRegistry(settings.openai_api_key, settings.openai_base_url)
     catalog = MongoCatalog(mongo.db)
-    await catalog.ensure_indexes()
+    if create_indexes:
+        await catalog.ensure_indexes()
     root = await asyncio.to_thread(lambda: settings.tenants_dir.resolve().parent)
     return KnowledgeService(index, catalog, embedders, AnswerCache(state), root)
 

@@ -76,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     commands_sub = commands.add_subparsers(dest="commands_command", required=True)
     commands_sub.add_parser("schema", help="print every command's argument JSON Schema")
 
+    deploy = sub.add_parser("deploy", help="compare the tenant files with the deployment, "
+                                           "and repair the drift")
+    deploy.add_argument("action", choices=["plan", "apply"])
+    deploy.add_argument("--env", default="", help="overlay tenants/ENV/<id>.toml on the files")
+    deploy.add_argument("tenants", nargs="*", metavar="TENANT")
+    deploy.add_argument("--all", action="store_true", help="every tenant (the default)")
+    deploy.add_argument("--continue", dest="keep_going", action="store_true",
+                        help="apply: go on with the other tenants after one fails")
+
     ev = sub.add_parser("eval", help="quality evaluations")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
     retrieval = ev_sub.add_parser("retrieval", help="retrieval quality on a BEIR folder")
@@ -87,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    quiet = args.command in ("chat", "tenants", "commands", "ingest", "eval")
+    quiet = args.command in ("chat", "tenants", "commands", "ingest", "eval", "deploy")
     configure_logging("WARNING" if quiet and settings.log_level == "INFO"
                       else settings.log_level,
                       "console" if quiet else settings.log_format)
@@ -142,6 +151,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         return asyncio.run(run_ingest(settings, args.tenant, args.kb, args.sources,
                                       args.reindex))
+    if args.command == "deploy":
+        from bots.deploy import run_deploy
+        return asyncio.run(run_deploy(settings, args.action, args.env,
+                                      [] if args.all else args.tenants, args.keep_going))
     if args.command == "eval":
         from bots.eval_cli import run_eval
         return asyncio.run(run_eval(args.dataset, args.json_out))

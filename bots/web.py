@@ -45,7 +45,7 @@ from adapters.widget.server import WidgetAdapter
 from bots import local_control
 from bots.bootstrap import Services, open_services
 from bots.discord_main import discord_bots, discord_configured, point_at, redeliver_discord
-from bots.scheduler import start_scheduler
+from bots.scheduler import http_session, start_scheduler
 from bots.settings import Settings
 from core.intake.recovery import Recovery, Redeliver
 from core.state.redis_streams import RedisStreams
@@ -191,7 +191,8 @@ async def _in_process(services: Services, settings: Settings, which: frozenset[s
                       ) -> AsyncIterator[list[DiscordAdapter]]:
     """The scheduler's jobs and the Discord gateway, in this process, for as long as it
     serves (``serve`` on the embedded defaults: the local index has one writer)."""
-    scheduler = start_scheduler(services) if "scheduler" in which else None
+    http = http_session()
+    scheduler = start_scheduler(services, http) if "scheduler" in which else None
     runs: list[asyncio.Task[None]] = []
     bots: list[DiscordAdapter] = []
     if "discord" in which and discord_configured(services):
@@ -205,6 +206,7 @@ async def _in_process(services: Services, settings: Settings, which: frozenset[s
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        await http.close()
         for adapter in bots:
             await adapter.client.close()
         for run in runs:

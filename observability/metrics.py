@@ -104,3 +104,8 @@ LAST_INGEST = Gauge(
     "When the tenant's last ingestion run finished without a failed document (Unix time)",
     ["tenant"],
 )
+DIGEST_POSTS = Counter(
+    "switchboard_digest_posts_total",
+    "Scheduled posts to tenants' admin channels (weekly digest, drift check), by outcome",
+    ["tenant", "job", "outcome"],
+)

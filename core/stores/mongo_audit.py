@@ -17,9 +17,12 @@ class MongoAuditLog:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._audit = db["audit"]
 
+    INDEXES = {"audit": [IndexModel([("tenant", ASCENDING), ("at", DESCENDING)],
+                                    name="tenant_time")]}
+    """The indexes ``ensure_indexes`` creates, per collection (``deploy plan`` checks them)."""
+
     async def ensure_indexes(self) -> None:
-        await self._audit.create_indexes(
-            [IndexModel([("tenant", ASCENDING), ("at", DESCENDING)], name="tenant_time")])
+        await self._audit.create_indexes(self.INDEXES["audit"])
 
     async def record(self, entry: AuditRecord) -> None:
         await self._audit.insert_one(asdict(entry))

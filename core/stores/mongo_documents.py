@@ -23,12 +23,15 @@ class MongoCatalog:
         self._docs = db["documents"]
         self._kbs = db["knowledge_bases"]
 
+    INDEXES = {"documents": [
+        IndexModel([("tenant", ASCENDING), ("kb", ASCENDING), ("source", ASCENDING)],
+                   name="tenant_kb_source"),
+        IndexModel([("tenant", ASCENDING), ("origin", ASCENDING)], name="tenant_origin"),
+    ]}
+    """The indexes ``ensure_indexes`` creates, per collection (``deploy plan`` checks them)."""
+
     async def ensure_indexes(self) -> None:
-        await self._docs.create_indexes([
-            IndexModel([("tenant", ASCENDING), ("kb", ASCENDING), ("source", ASCENDING)],
-                       name="tenant_kb_source"),
-            IndexModel([("tenant", ASCENDING), ("origin", ASCENDING)], name="tenant_origin"),
-        ])
+        await self._docs.create_indexes(self.INDEXES["documents"])
 
     async def get(self, tenant: str, kb: str, doc_id: str) -> DocumentRecord | None:
         doc = await self._docs.find_one({"_id": _id(tenant, kb, doc_id)}, {"_id": 0})

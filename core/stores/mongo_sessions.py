@@ -97,6 +97,9 @@ class MongoSessionStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._messages = db["messages"]
 
+    INDEXES = {"messages": INDEXES}
+    """The indexes ``ensure_indexes`` creates, per collection (``deploy plan`` checks them)."""
+
     async def ensure_indexes(self) -> None:
         await self._messages.create_indexes(INDEXES)
 

@@ -11,6 +11,7 @@ import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -36,17 +37,44 @@ class LoadResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def load_tenant_file(path: Path) -> TenantConfig | list[TenantProblem]:
-    """Parse and validate one file; return the config or every problem found in it."""
+def _read_toml(path: Path) -> dict[str, Any] | list[TenantProblem]:
     name = str(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         return [TenantProblem(name, "-", f"cannot read file: {exc.strerror or exc}")]
     except UnicodeDecodeError:
         return [TenantProblem(name, "-", "file is not UTF-8 text")]
     except tomllib.TOMLDecodeError as exc:
         return [TenantProblem(name, "-", f"invalid TOML: {exc}")]
+
+
+def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base``, table by table; any other value (lists too) replaces."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_tenant_file(path: Path, overlay: Path | None = None
+                     ) -> TenantConfig | list[TenantProblem]:
+    """Parse and validate one file — with ``overlay`` (an environment's file of the same
+    name) merged over it, when that exists — and return the config or every problem."""
+    name = str(path)
+    raw = _read_toml(path)
+    if isinstance(raw, list):
+        return raw
+    if overlay is not None and overlay.is_file():
+        extra = _read_toml(overlay)
+        if isinstance(extra, list):
+            return extra
+        if extra.get("id", path.stem) != path.stem:
+            return [TenantProblem(str(overlay), "id", "an overlay cannot change the id")]
+        raw = merged(raw, extra)
     try:
         config = TenantConfig.model_validate(raw)
     except ValidationError as exc:
@@ -97,13 +125,19 @@ def binding_conflicts(tenants: dict[str, TenantConfig],
     return conflicted, problems
 
 
-def load_directory(directory: Path) -> LoadResult:
+def load_directory(directory: Path, env: str = "") -> LoadResult:
+    """Every ``*.toml`` of ``directory``; with ``env``, each merged with the environment's
+    overlay ``directory/<env>/<id>.toml`` when there is one."""
     result = LoadResult()
     if not directory.is_dir():
         result.problems.append(TenantProblem(str(directory), "-", "tenants directory not found"))
         return result
+    if env and not (directory / env).is_dir():
+        result.problems.append(TenantProblem(str(directory / env), "-",
+                                             f"no overlay folder for the environment {env!r}"))
+        return result
     for path in sorted(directory.glob("*.toml")):
-        loaded = load_tenant_file(path)
+        loaded = load_tenant_file(path, directory / env / path.name if env else None)
         if isinstance(loaded, TenantConfig):
             result.tenants[loaded.id] = loaded
             result.files[loaded.id] = path

@@ -178,6 +178,26 @@ class AdminApi(_Section):
         "", description="environment variable holding this tenant's admin API key")
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Digest(_Section):
+    """Where the tenant's admins get the weekly digest (usage, cost, top knowledge gaps,
+    feedback) and the daily deployment-drift notice, if anything drifted."""
+
+    slack_channel: str = Field("", pattern=r"^(|[CDG][A-Z0-9]{6,20})$",
+                               description="Slack channel id (posted with the tenant's bot)")
+    discord_channel_id: str = Field("", pattern=r"^(|\d{15,21})$",
+                                    description="Discord channel id")
+    weekday: Weekday = "mon"
+    hour: int = Field(9, ge=0, le=23, description="UTC hour of the weekly digest")
+    drift_check: bool = Field(True, description="post when the daily drift check finds any")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.slack_channel or self.discord_channel_id)
+
+
 class Commands(_Section):
     enabled: list[str] | Literal["all"] = "all"
     slack_command: str = Field("/switchboard", pattern=r"^/[a-z0-9_-]{1,31}$")
@@ -276,6 +296,7 @@ class TenantConfig(_Section):
     tools: Tools = Tools()
     api: AdminApi = AdminApi()
     safety: Safety = Safety()
+    digest: Digest = Digest()
 
     def admin_ids(self, channel: str) -> frozenset[str]:
         return frozenset(getattr(self.admins, channel, ()) or ())

@@ -64,6 +64,8 @@ class FakeDiscord:
     replay_overlap: int = 0
     """On RESUME, also replay this many events the client already saw."""
     threads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    guild_commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """guild id → its registered application commands (PUT replaces, POST adds one)."""
     _background: set[asyncio.Future[None]] = field(default_factory=set)
     identifies: int = 0
     resumes: int = 0
@@ -250,7 +252,7 @@ class FakeDiscord:
         parts = path.strip("/").split("/")
         if path == "/users/@me":
             return self._json(BOT_USER)
-        if path == "/oauth2/applications/@me":
+        if path in ("/oauth2/applications/@me", "/applications/@me"):
             return self._json({"id": APP_ID, "name": "Switchboard", "description": "",
                                "icon": None, "bot_public": True,
                                "bot_require_code_grant": False, "owner": user("1" * 18, "owner"),
@@ -292,10 +294,19 @@ class FakeDiscord:
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
                 return self._json(thread, 201)
-        if parts[0] == "applications" and method == "PUT" and parts[-1] == "commands":
-            return self._json([{**c, "id": self.snowflake(), "application_id": APP_ID,
-                                "version": "1", "default_member_permissions": None,
-                                "guild_id": parts[3]} for c in body.get("__list__", [])])
+        if parts[0] == "applications" and parts[-1] == "commands" and len(parts) == 5:
+            guild = parts[3]
+            if method == "GET":
+                return self._json(self.guild_commands.get(guild, []))
+            made = [{**c, "id": self.snowflake(), "application_id": APP_ID, "version": "1",
+                     "default_member_permissions": None, "guild_id": guild}
+                    for c in (body.get("__list__", []) if method == "PUT" else [body])]
+            if method == "PUT":
+                self.guild_commands[guild] = made
+            else:  # POST: one more command
+                self.guild_commands.setdefault(guild, []).append(made[0])
+            return self._json(made if method == "PUT" else made[0],
+                              200 if method == "PUT" else 201)
         if parts[0] == "interactions" and parts[-1] == "callback":
             return self._json({"interaction": {"id": parts[1], "type": 2,
                                                "response_message_loading": True,

@@ -25,6 +25,10 @@ class Call:
     payload: dict[str, Any]
 
 
+ALL_SCOPES = ("app_mentions:read,channels:history,chat:write,commands,files:read,"
+              "groups:history,im:history,users:read")
+
+
 @dataclass(slots=True)
 class FakeSlack:
     calls: list[Call] = field(default_factory=list)
@@ -44,6 +48,9 @@ class FakeSlack:
     when Slack's edge fails after the write): a client that retries blindly posts twice."""
     threads: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     """(channel, thread ts) → the messages posted in it, served by conversations.replies."""
+    scopes: dict[str, str] = field(default_factory=dict)
+    """token → the scopes ``auth.test`` reports in ``x-oauth-scopes`` (default: all the
+    manifest asks for)."""
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def of(self, method: str) -> list[Call]:
@@ -82,8 +89,9 @@ class FakeSlack:
                 return web.json_response({"ok": False, "error": "file_not_found"})
             return web.json_response({"ok": True, "file": self.file_object(file_id)})
         if method == "auth.test":
+            granted = self.scopes.get(token, ALL_SCOPES)
             return web.json_response({"ok": True, "user_id": "U0BOT", "team_id": "T0ACME",
-                                      "bot_id": "B0BOT"})
+                                      "bot_id": "B0BOT"}, headers={"x-oauth-scopes": granted})
         if method == "conversations.replies":
             return self._replies(payload)
         ts = f"1763769999.{next(self._ts):06d}"
