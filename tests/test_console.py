@@ -239,6 +239,8 @@ async def test_every_page_in_chromium(served: str) -> None:
         await page.click("text=Upload and ingest")
         await expect(page.locator(".notice")).to_contain_text("1 added or replaced")
         await expect(page.locator("table").last).to_contain_text("parking.md")
+        await expect(page.locator("text=Last ingestion")).to_be_visible()
+        await expect(page.locator("table").first).to_contain_text("added 1")
         await page.screenshot(path=str(ARTIFACTS / "console-documents.png"), full_page=True)
         assert not errors, errors  # no script error, nothing the page's policy blocked
         # a form whose token was tampered with is refused

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from adapters.console.auth import (
     COOKIE,
@@ -80,6 +80,7 @@ class Console:
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                 autoescape=select_autoescape(["html"]),
+                                undefined=StrictUndefined,  # a misspelt field fails a test
                                 trim_blocks=True, lstrip_blocks=True)
 
     def register(self, app: web.Application) -> None:
@@ -113,6 +114,7 @@ class Console:
     # -- rendering ---------------------------------------------------------------------
 
     def _render(self, template: str, status: int = 200, **context: Any) -> web.Response:
+        context = {"notice": "", "error": "", "page": "", "csrf": "", **context}
         html = self._env.get_template(template).render(**context)
         return web.Response(text=html, content_type="text/html", status=status,
                             headers=HEADERS)
@@ -297,8 +299,9 @@ class Console:
                 schedules.append({"source": source.path, "cron": source.schedule,
                                   "next": upcoming.strftime("%Y-%m-%d %H:%M UTC")
                                   if upcoming else "never"})
+        runs = await self._engine().console.ingest_runs(tenant)
         return self._tenant_page("documents.html", "documents", tenant, session, request,
-                                 documents=documents, schedules=schedules)
+                                 documents=documents, schedules=schedules, runs=runs)
 
     async def upload(self, request: web.Request, tenant: TenantConfig,
                      session: Session) -> web.StreamResponse:

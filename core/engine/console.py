@@ -25,6 +25,7 @@ import numpy as np
 
 from core.commands.audit import AuditRecord
 from core.engine.deps import EngineDeps
+from core.knowledge.catalog import IngestRun
 from core.sessions.models import ConversationKey, StoredMessage, ThreadSummary
 from core.tenants.loader import load_tenant_file
 from core.tenants.models import TenantConfig
@@ -219,6 +220,15 @@ class Console:
                 safety[record.request_id].append(record)
         summary = ThreadSummary(channel, thread, messages[-1].at, len(messages))
         return Conversation(summary, messages, dict(safety))
+
+    async def ingest_runs(self, tenant: TenantConfig) -> list[IngestRun]:
+        """How the last ingestion of each of the tenant's knowledge bases ended."""
+        knowledge = self._deps.knowledge
+        if knowledge is None:
+            return []
+        kbs = sorted({"default", *(s.kb for s in tenant.knowledge.sources)})
+        runs = [await knowledge.catalog.last_run(tenant.id, kb) for kb in kbs]
+        return [r for r in runs if r is not None]
 
     async def audit(self, tenant: TenantConfig, limit: int = 200) -> list[AuditRecord]:
         return await self._deps.audit.recent(tenant.id, limit)

@@ -8,6 +8,7 @@ base so vectors of two models are never mixed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol
 
 from core.knowledge.models import DocumentRecord
@@ -19,6 +20,18 @@ class KnowledgeBaseInfo:
     kb: str
     embedder: str
     dimension: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRun:
+    """How a knowledge base's last ingestion ended (the console's documents page)."""
+
+    tenant: str
+    kb: str
+    at: datetime
+    summary: dict[str, int]
+    failed: tuple[tuple[str, str], ...] = ()
+    """(source, reason) of the documents that failed, the first 20."""
 
 
 class DocumentCatalog(Protocol):
@@ -40,6 +53,10 @@ class DocumentCatalog(Protocol):
 
     async def set_kb_info(self, info: KnowledgeBaseInfo) -> None: ...
 
+    async def record_run(self, run: IngestRun) -> None: ...
+
+    async def last_run(self, tenant: str, kb: str) -> IngestRun | None: ...
+
 
 class MemoryCatalog:
     """An in-process catalog, for evaluation runs that must not touch real data."""
@@ -47,6 +64,13 @@ class MemoryCatalog:
     def __init__(self) -> None:
         self._docs: dict[tuple[str, str, str], DocumentRecord] = {}
         self._kbs: dict[tuple[str, str], KnowledgeBaseInfo] = {}
+        self._runs: dict[tuple[str, str], IngestRun] = {}
+
+    async def record_run(self, run: IngestRun) -> None:
+        self._runs[(run.tenant, run.kb)] = run
+
+    async def last_run(self, tenant: str, kb: str) -> IngestRun | None:
+        return self._runs.get((tenant, kb))
 
     async def get(self, tenant: str, kb: str, doc_id: str) -> DocumentRecord | None:
         record = self._docs.get((tenant, kb, doc_id))

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.knowledge.catalog import DocumentCatalog, KnowledgeBaseInfo
+from core.knowledge.catalog import DocumentCatalog, IngestRun, KnowledgeBaseInfo
 from core.knowledge.chunking import chunk_document
 from core.knowledge.embedders import Embedder
 from core.knowledge.extract import ExtractionError, extract
@@ -276,6 +276,14 @@ class Ingestor:
             metrics.INGESTED_DOCUMENTS.labels(tenant.id, outcome.status).inc()
         if not report.count("failed"):
             metrics.LAST_INGEST.labels(tenant.id).set(time.time())
+        try:
+            await self.catalog.record_run(IngestRun(
+                tenant.id, kb, datetime.now(UTC), report.summary(),
+                tuple((o.source, o.reason) for o in report.outcomes
+                      if o.status == "failed")[:20]))
+        except Exception as exc:  # the documents are in; the record is for the console
+            log.warning("the ingestion run could not be recorded: %s", exc,
+                        extra={"tenant": tenant.id})
         return report
 
     async def _prepare(self, tenant: TenantConfig, kb: str, embedder: Embedder,

@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from core.knowledge.catalog import KnowledgeBaseInfo
+from core.knowledge.catalog import IngestRun, KnowledgeBaseInfo
 from core.knowledge.models import DocumentRecord
 
 Document = dict[str, Any]
@@ -22,6 +22,7 @@ class MongoCatalog:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._docs = db["documents"]
         self._kbs = db["knowledge_bases"]
+        self._runs = db["ingest_runs"]
 
     INDEXES = {"documents": [
         IndexModel([("tenant", ASCENDING), ("kb", ASCENDING), ("source", ASCENDING)],
@@ -61,6 +62,19 @@ class MongoCatalog:
 
     async def count(self, tenant: str) -> int:
         return await self._docs.count_documents({"tenant": tenant})
+
+    async def record_run(self, run: IngestRun) -> None:
+        await self._runs.replace_one({"_id": f"{run.tenant}:{run.kb}"}, {
+            "_id": f"{run.tenant}:{run.kb}", "tenant": run.tenant, "kb": run.kb,
+            "at": run.at, "summary": run.summary,
+            "failed": [list(f) for f in run.failed]}, upsert=True)
+
+    async def last_run(self, tenant: str, kb: str) -> IngestRun | None:
+        doc = await self._runs.find_one({"_id": f"{tenant}:{kb}"})
+        if doc is None:
+            return None
+        return IngestRun(doc["tenant"], doc["kb"], doc["at"], dict(doc["summary"]),
+                         tuple((str(s), str(r)) for s, r in doc.get("failed", [])))
 
     async def kb_info(self, tenant: str, kb: str) -> KnowledgeBaseInfo | None:
         doc = await self._kbs.find_one({"_id": f"{tenant}:{kb}"}, {"_id": 0})
