@@ -260,7 +260,8 @@ def build_app(settings: Settings, local: str = "",
     console: list[ConsoleAuth] = []
     console.append(None)  # type: ignore[arg-type]  # set once services are up
     Console(lambda: app[SERVICES].engine, lambda: console[0],
-            lambda: settings.operator_token).register(app)
+            lambda: settings.operator_token,
+            https=settings.public_url.startswith("https://")).register(app)
     links: list[SourceLinks | None] = [None]
     mount_sources(app, lambda: app[SERVICES].engine, lambda: links[0])
     LocalInterface(lambda: app[SERVICES].engine,

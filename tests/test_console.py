@@ -250,3 +250,30 @@ async def test_every_page_in_chromium(served: str) -> None:
         await expect(page.locator("h1")).to_have_text("Refused")
         await page.screenshot(path=str(ARTIFACTS / "console-refused.png"))
         await browser.close()
+
+
+async def test_cookies_are_secure_when_the_public_reaches_us_over_https() -> None:
+    """Behind a TLS-terminating proxy the request itself is plain HTTP; with an https
+    SWITCHBOARD_PUBLIC_URL the cookies are Secure anyway."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from adapters.console.auth import ConsoleAuth
+    from adapters.console.routes import Console
+    app = web.Application()
+    Console(lambda: None, lambda: ConsoleAuth(b"k" * 32), lambda: OPERATOR,  # type: ignore
+            https=True).register(app)
+    async with TestClient(TestServer(app), cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        page = await client.get("/admin/login")
+        assert "Secure" in page.headers["Set-Cookie"]
+        token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+        assert token is not None
+        # the browser sends it back over its HTTPS leg; the proxy forwards it
+        login = page.headers["Set-Cookie"].split(";")[0]
+        signed = await client.post("/admin/login", data={"csrf": token.group(1),
+                                                         "key": OPERATOR},
+                                   headers={"Cookie": login}, allow_redirects=False)
+        cookies = signed.headers.getall("Set-Cookie", [])
+        assert signed.status == 303, (signed.status, await signed.text())
+        cookie = next(v for v in cookies if v.startswith("sb_console="))
+        assert "Secure" in cookie and "HttpOnly" in cookie

@@ -71,11 +71,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class Console:
     def __init__(self, engine: Callable[[], Engine], auth: Callable[[], ConsoleAuth],
-                 operator_token: Callable[[], str]) -> None:
+                 operator_token: Callable[[], str], *, https: bool = False) -> None:
         """``engine`` and ``auth`` are looked up per request: both are made once the
-        web app's services are open, after the routes are registered."""
+        web app's services are open, after the routes are registered. ``https``: the
+        public reaches this server over HTTPS (``SWITCHBOARD_PUBLIC_URL``), so cookies
+        are Secure even when a proxy in front speaks plain HTTP to it."""
         self._engine = engine
         self._auth_of = auth
+        self._https = https
         self._operator_token = operator_token
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._env = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -149,7 +152,7 @@ class Console:
         response = self._render("login.html", status, title="Sign in", tenant=None,
                                 login_token=token, error=error)
         response.set_cookie(LOGIN_COOKIE, token, max_age=1800, path="/admin", httponly=True,
-                            samesite="Strict", secure=request.secure)
+                            samesite="Strict", secure=request.secure or self._https)
         return response
 
     async def login(self, request: web.Request) -> web.StreamResponse:
@@ -175,7 +178,7 @@ class Console:
                                            "operator": scope == OPERATOR})
         response = web.HTTPSeeOther("/admin/" if scope == OPERATOR else f"/admin/t/{scope}/")
         response.set_cookie(COOKIE, cookie, max_age=SESSION_S, path="/admin", httponly=True,
-                            samesite="Strict", secure=request.secure)
+                            samesite="Strict", secure=request.secure or self._https)
         response.del_cookie(LOGIN_COOKIE, path="/admin")
         raise response
 
@@ -183,6 +186,9 @@ class Console:
         failures, now = self._failures[ip], time.monotonic()
         while failures and now - failures[0] > 60:
             failures.popleft()
+        if not failures:
+            del self._failures[ip]  # only addresses failing this minute are kept
+            return True
         return len(failures) < FAILED_SIGN_INS_PER_MINUTE
 
     def _scope_of(self, key: str) -> str | None:
