@@ -309,6 +309,8 @@ def report(plan: Plan, out: Callable[[str], None] = print) -> None:
         who = finding.tenant or "(shared)"
         action = {"invalid": "fix the file", "drift": "apply repairs it",
                   "manual": "needs a person"}[finding.kind]
+        if finding.what == "secret":
+            action = "set it in this environment"
         out(f"{who}: {finding.what}: {finding.detail}  [{action}]")
 
 
@@ -348,6 +350,14 @@ async def open_deployment(settings: Settings) -> AsyncIterator[Deployment]:
 async def run_deploy(settings: Settings, action: str, env: str, tenants: Sequence[str],
                      keep_going: bool, out: Callable[[str], None] = print) -> int:
     """``plan`` reports; ``apply`` repairs, tenant by tenant, then plans again."""
+    from bots import local_control
+    holder = None if settings.qdrant_url else await asyncio.to_thread(
+        local_control.running, settings.data_dir)
+    if holder is not None:
+        out("switchboard deploy: a running serve holds the embedded stores in "
+            f"{settings.data_dir}; stop it first, or point QDRANT_URL and MONGODB_URI at "
+            "the shared servers the deployment uses.")
+        return 1
     async with open_deployment(settings) as services:
         plan = await make_plan(settings, env, tenants, services)
         report(plan, out)

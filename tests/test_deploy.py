@@ -172,3 +172,19 @@ async def test_an_environment_overlay_is_read_and_its_secrets_checked(world: Wor
     assert "acme: secret: api.key_env names ACME_PROD_API_KEY, which is not set here" in out
     code, out = await world.deploy("plan", "--env", "stage")
     assert code == 1 and "no overlay folder for the environment 'stage'" in out, out
+
+
+async def test_a_running_serve_on_the_embedded_stores_is_named_not_fought(
+        world: World) -> None:
+    from bots import local_control
+    data = Path(world.env["SWITCHBOARD_DATA_DIR"])  # write() makes the folder
+    control = await asyncio.to_thread(local_control.write, data, "http://127.0.0.1:1")
+    try:
+        env = {k: v for k, v in world.env.items() if k != "MONGODB_URI"}
+        result = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bots", "deploy", "plan"], env=env,
+            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    finally:
+        await asyncio.to_thread(local_control.remove, data, control)
+    assert result.returncode == 1 and "a running serve holds the embedded stores" in \
+        result.stdout, result.stdout + result.stderr
