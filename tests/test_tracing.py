@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -144,3 +145,16 @@ async def test_a_real_process_exports_its_turn_over_otlp(
     service = {a.value.string_value for _, resource in spans for a in resource.attributes
                if a.key == "service.name"}
     assert service == {"switchboard-test"}
+
+
+async def test_log_lines_name_their_trace_when_nothing_is_exported(tmp_path: Path) -> None:
+    """Unexported, only the turn's root span is made (unrecorded, cheap): its trace id
+    is still on every log line of the turn."""
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "DEBUG",
+           "SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_TENANTS_DIR": str(ROOT / "tenants")}
+    result = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "bots", "chat", "--tenant", "demo", "--message", "/help"],
+        env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    [turn] = [line for line in result.stderr.splitlines() if "turn command" in line]
+    assert re.search(r"trace_id=[0-9a-f]{32}", turn), turn

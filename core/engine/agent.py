@@ -49,7 +49,7 @@ from core.replies import ToolUse
 from core.sessions.models import TurnUsage
 from core.turns.events import ToolCalled, ToolOutcome, ToolReturned
 from observability import metrics
-from observability.tracing import tracer
+from observability.tracing import span as child_span
 
 log = logging.getLogger("switchboard.agent")
 
@@ -194,7 +194,7 @@ async def _one_call(box: Toolbox, call: ToolCall, step: int, found: list[Passage
                               label or call.name[:64]))
     started = time.perf_counter()
     outcome: ToolOutcome
-    with tracer.start_as_current_span(f"tool.{call.name[:64]}", attributes={
+    with child_span(f"tool.{call.name[:64]}", attributes={
             "switchboard.tenant": box.caller.tenant.id, "switchboard.step": step}) as span:
         outcome, content, summary = await _decide(box, call, command, args, unreadable,
                                                   found, over)

@@ -50,7 +50,7 @@ from core.turns.chain import Delivery
 from core.turns.events import FinalReply, TurnFailed
 from observability import metrics
 from observability.logging import log_context
-from observability.tracing import tracer
+from observability.tracing import span, tracer
 
 log = logging.getLogger("switchboard.engine")
 
@@ -278,7 +278,7 @@ class Engine:
         try:
             for stage, step in PIPELINE:
                 t0 = time.perf_counter()
-                with tracer.start_as_current_span(f"stage.{stage}"):
+                with span(f"stage.{stage}"):
                     stop = await step(turn, self.deps)
                 took = time.perf_counter() - t0
                 turn.stages[stage] = took

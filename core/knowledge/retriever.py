@@ -20,7 +20,7 @@ from core.knowledge.rewrite import rewrite_query
 from core.knowledge.sparse import encode_query
 from core.sessions.history import estimate_tokens
 from core.tenants.models import TenantConfig
-from observability.tracing import tracer
+from observability.tracing import span as child_span
 
 Mode = Literal["hybrid", "dense", "sparse"]
 _LOADED_TTL_S = 5.0
@@ -73,7 +73,7 @@ class KnowledgeRetriever:
                      filters: SearchFilters | None = None, *, mode: Mode = "hybrid",
                      top_k: int | None = None, threshold: float | None = None,
                      budget_tokens: int | None = None) -> list[Passage]:
-        with tracer.start_as_current_span("retrieve", attributes={
+        with child_span("retrieve", attributes={
                 "switchboard.tenant": tenant.id, "switchboard.mode": mode}) as span:
             found = await self._search(tenant, query, history, filters, mode=mode,
                                        top_k=top_k, threshold=threshold,

@@ -44,7 +44,7 @@ from core.llm.prompt import build_messages, tool_params
 from core.sessions.history import estimate_tokens
 from core.sessions.models import TurnUsage
 from observability import metrics
-from observability.tracing import tracer
+from observability.tracing import span as child_span
 
 log = logging.getLogger("switchboard.llm")
 
@@ -135,10 +135,9 @@ class OpenAIAnswerer:
                 attempt_no += 1
                 attempt = _Attempt()
                 try:
-                    with tracer.start_as_current_span("llm.chat", kind=SpanKind.CLIENT,
-                                                      attributes={"gen_ai.request.model": model,
-                                                                  "switchboard.attempt":
-                                                                  attempt_no}) as span:
+                    with child_span("llm.chat", kind=SpanKind.CLIENT, attributes={
+                            "gen_ai.request.model": model,
+                            "switchboard.attempt": attempt_no}) as span:
                         async with asyncio.timeout(min(request.timeout_s, remaining)):
                             await self._stream(model, messages, request, attempt, on_delta)
                         span.set_attribute("gen_ai.usage.output_chars", len(attempt.text))

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from core.turns.events import FinalReply, Receipt, TextDelta, TurnEvent, TurnFailed
-from observability.tracing import tracer
+from observability.tracing import span
 
 Next = Callable[[TurnEvent], Awaitable[Receipt]]
 
@@ -67,7 +67,7 @@ def _traced(delivery: Delivery) -> Next:
     async def deliver(event: TurnEvent) -> Receipt:
         if not isinstance(event, FinalReply | TurnFailed):
             return await delivery.deliver(event)
-        with tracer.start_as_current_span("deliver", attributes={
+        with span("deliver", attributes={
                 "switchboard.delivery": name, "switchboard.event": type(event).__name__}):
             return await delivery.deliver(event)
     return deliver
