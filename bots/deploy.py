@@ -38,7 +38,9 @@ from typing import Any, Literal
 import aiohttp
 import yaml
 from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
 
+from adapters.slack.delivery import web_client
 from bots.settings import Settings
 from core.tenants.loader import load_directory
 from core.tenants.models import TenantConfig
@@ -231,21 +233,20 @@ def manifest_scopes(path: Path = MANIFEST) -> set[str]:
     return set(manifest["oauth_config"]["scopes"]["bot"])
 
 
-async def slack_drift(tenant: TenantConfig, http: aiohttp.ClientSession, api: str
-                      ) -> list[Finding]:
+async def slack_drift(tenant: TenantConfig, api: str) -> list[Finding]:
     """The scopes Slack reports for the tenant's bot token against the manifest's."""
     token = os.environ.get(tenant.slack.bot_token_env, "") if tenant.slack.bot_token_env \
         else ""
     if not token:
         return []
-    async with http.post(f"{api.rstrip('/')}/auth.test",
-                         headers={"Authorization": f"Bearer {token}"}) as r:
-        body = await r.json()
-        granted = {s.strip() for s in r.headers.get("x-oauth-scopes", "").split(",")
-                   if s.strip()}
-    if not body.get("ok"):
+    try:
+        answer = await web_client(token, api).auth_test()
+    except SlackApiError as exc:
         return [Finding(tenant.id, "manual", "slack", f"the bot token was refused: "
-                                                      f"{body.get('error', 'unknown')}")]
+                                                      f"{exc.response.get('error', 'unknown')}")]
+    scopes = answer.headers.get("x-oauth-scopes", "")
+    granted = {s.strip() for s in (scopes[0] if isinstance(scopes, list) else scopes).split(",")
+               if s.strip()}
     missing = sorted(manifest_scopes() - granted)
     if not missing:
         return []
@@ -296,7 +297,7 @@ async def make_plan(settings: Settings, env: str, wanted: Sequence[str],
             findings += await discord_drift(services, tenant, http,
                                             settings.discord_api_url.rstrip("/"), token)
         if tenant.slack.team_ids:
-            findings += await slack_drift(tenant, http, settings.slack_api_url)
+            findings += await slack_drift(tenant, settings.slack_api_url)
         findings += await schedule_drift(services, tenant)
     return Plan(tenants, findings)
 

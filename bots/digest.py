@@ -3,7 +3,8 @@ digest — usage, cost, the top knowledge gaps, feedback — and, daily, the dep
 ``deploy plan`` finds for the tenant, when it finds any.
 
 Posting goes through the platforms' own Web APIs with the tenant's bot (Slack
-``chat.postMessage``, Discord's create-message). A post is tried ``ATTEMPTS`` times with
+``chat.postMessage`` through the adapter's own slack-sdk client, Discord's
+create-message). A post is tried ``ATTEMPTS`` times with
 growing pauses; a job that still fails leaves a dead-letter record in MongoDB
 (``dead_letters``: the job, the tenant, where, the last error, when — never the text)
 for operators, and is counted in ``switchboard_digest_posts_total{outcome="dead_letter"}``.
@@ -20,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 
+from adapters.slack.delivery import web_client
 from bots.settings import Settings
 from core.engine import Engine
 from core.tenants.models import TenantConfig
@@ -75,13 +78,12 @@ class AdminPoster:
             else ""
         if not token:
             raise RuntimeError("the tenant's Slack bot token (slack.bot_token_env) is not set")
-        async with self.http.post(f"{self.settings.slack_api_url.rstrip('/')}/chat.postMessage",
-                                  headers={"Authorization": f"Bearer {token}"},
-                                  json={"channel": tenant.digest.slack_channel, "text": text,
-                                        "unfurl_links": False, "unfurl_media": False}) as r:
-            body = await r.json(content_type=None)
-            if r.status != 200 or not body.get("ok"):
-                raise RuntimeError(f"Slack answered {r.status}: {body.get('error', '')}")
+        try:
+            await web_client(token, self.settings.slack_api_url).chat_postMessage(
+                channel=tenant.digest.slack_channel, text=text, unfurl_links=False,
+                unfurl_media=False)
+        except SlackApiError as exc:
+            raise RuntimeError(f"Slack answered {exc.response.get('error', '')}") from None
 
     async def _discord(self, tenant: TenantConfig, text: str) -> None:
         token = os.environ.get(tenant.discord.bot_token_env or "DISCORD_BOT_TOKEN", "")

@@ -16,15 +16,15 @@ import logging
 import os
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from adapters.console import forms
 from adapters.console.auth import (
     COOKIE,
     LOGIN_COOKIE,
@@ -35,11 +35,8 @@ from adapters.console.auth import (
     login_token,
     same,
 )
-from adapters.http_input import BadInput, decode_utf8, read_bytes
 from core.engine import (
     Engine,
-    FileDocument,
-    IngestReport,
     KnowledgeUnavailable,
     UnknownTenant,
     gaps_csv,
@@ -156,7 +153,7 @@ class Console:
         return response
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        form = await _form(request)
+        form = await forms.form(request)
         if not same(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")):
             log.warning("console sign-in without its form token", extra={"channel": "console"})
             return await self.login_page(request, error="Your sign-in form expired; please "
@@ -206,7 +203,7 @@ class Console:
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         session = self._session(request)
-        form = await _form(request)
+        form = await forms.form(request)
         if session is not None and not self._auth.csrf_ok(session, str(form.get("csrf", ""))):
             return self._error(403, "Refused", "That form did not come from this console.")
         response = web.HTTPSeeOther("/admin/login")
@@ -230,7 +227,7 @@ class Console:
             if tenant is None or not session.may_see(tenant_id):
                 return self._error(404, "Not found", "There is no such workspace here.")
             if post and not self._auth.csrf_ok(session, request.query.get("csrf", "")
-                                               or await _form_csrf(request)):
+                                               or await forms.form_csrf(request)):
                 await request.release()  # the refused body is drained, not left unread
                 log.warning("console form without a valid CSRF token",
                             extra={"channel": "console", "tenant": tenant_id})
@@ -252,7 +249,7 @@ class Console:
 
     async def overview(self, request: web.Request, tenant: TenantConfig,
                        session: Session) -> web.StreamResponse:
-        days = _days(request, 14)
+        days = forms.days(request, 14)
         view = await self._engine().console.overview(tenant, days)
         chart = {"labels": [d.day.strftime("%b %d") for d in view.days],
                  "cited": [d.cited for d in view.days],
@@ -272,14 +269,14 @@ class Console:
 
     async def gaps(self, request: web.Request, tenant: TenantConfig,
                    session: Session) -> web.StreamResponse:
-        days = _days(request, 30)
+        days = forms.days(request, 30)
         found = await self._engine().console.gaps(tenant, days)
         return self._tenant_page("gaps.html", "gaps", tenant, session, request, gaps=found,
                                  days=days)
 
     async def gaps_export(self, request: web.Request, tenant: TenantConfig,
                           session: Session) -> web.StreamResponse:
-        found = await self._engine().console.gaps(tenant, _days(request, 30))
+        found = await self._engine().console.gaps(tenant, forms.days(request, 30))
         return web.Response(text=gaps_csv(found), content_type="text/csv", headers={
             **HEADERS, "Content-Disposition":
             f'attachment; filename="{tenant.id}-knowledge-gaps.csv"'})
@@ -311,7 +308,7 @@ class Console:
 
     async def upload(self, request: web.Request, tenant: TenantConfig,
                      session: Session) -> web.StreamResponse:
-        files, url = await _read_upload(request, min(tenant.knowledge.max_file_mb,
+        files, url = await forms.read_upload(request, min(tenant.knowledge.max_file_mb,
                                                       MAX_UPLOAD_MB))
         if not files and not url:
             raise web.HTTPSeeOther(f"/admin/t/{tenant.id}/documents?done=nothing")
@@ -324,7 +321,7 @@ class Console:
                 reports.append(await engine.ingest(tenant, [url], []))
         except KnowledgeUnavailable as exc:
             return self._error(503, "Knowledge unavailable", str(exc))
-        n, u, f = (sum(_count(r, *s) for r in reports) for s in
+        n, u, f = (sum(forms.count(r, *s) for r in reports) for s in
                    (("added", "replaced"), ("unchanged",), ("failed",)))
         log.info("console upload", extra={"channel": "console", "tenant": tenant.id,
                                           "files": len(files), "url": bool(url)})
@@ -375,62 +372,3 @@ class Console:
         text, problems = await self._engine().console.settings(tenant)
         return self._tenant_page("settings.html", "settings", tenant, session, request,
                                  text=text, problems=problems)
-
-
-def _days(request: web.Request, default: int) -> int:
-    raw = request.query.get("days", "")
-    return min(max(int(raw), 1), 90) if raw.isdigit() else default
-
-
-def _count(report: IngestReport, *statuses: str) -> int:
-    return sum(1 for o in report.outcomes if o.status in statuses)
-
-
-async def _form(request: web.Request) -> Mapping[str, str]:
-    """A posted form's fields. The whole body is read first (a refusal sent while a body
-    is still arriving resets the connection), as strict UTF-8; anything that is not a
-    readable form is a clear 4xx."""
-    raw = await read_bytes(request, 64 * 1024)
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise BadInput(415, "the console takes HTML form posts only")
-    try:
-        return dict(parse_qsl(decode_utf8(raw), keep_blank_values=True, max_num_fields=50))
-    except ValueError:
-        raise BadInput(400, "malformed form") from None
-
-
-async def _form_csrf(request: web.Request) -> str:
-    if request.content_type == "multipart/form-data":
-        return ""  # the upload form sends its token in the query string
-    return str((await _form(request)).get("csrf", ""))
-
-
-async def _read_upload(request: web.Request, max_mb: int) -> tuple[list[FileDocument], str]:
-    if not request.content_type.startswith("multipart/form-data"):
-        raise web.HTTPUnsupportedMediaType(text="send the form as multipart/form-data")
-    reader = await request.multipart()
-    files: list[FileDocument] = []
-    url = ""
-    limit = max_mb * 1024 * 1024
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise web.HTTPBadRequest(text="nested multipart bodies are not supported")
-        if part.name == "file" and part.filename:
-            name = PurePosixPath(part.filename.replace("\\", "/")).name
-            content = bytearray()
-            while chunk := await part.read_chunk(1 << 16):
-                content += chunk
-                if len(content) > limit:
-                    raise web.HTTPRequestEntityTooLarge(max_size=limit,
-                                                        actual_size=len(content))
-            if name and content:
-                files.append(FileDocument(name, bytes(content),
-                                          part.headers.get("Content-Type", "")))
-        elif part.name == "url":
-            url = (await part.text()).strip()[:2000]
-        else:
-            await part.release()
-    if url and not url.startswith(("http://", "https://")):
-        raise web.HTTPBadRequest(text="the URL must start with http:// or https://")
-    return files, url
-
